@@ -1,0 +1,191 @@
+//! The command-line grammar (clap derive only; no logic).
+//!
+//! Compatible with the original `narwhal` shell tool:
+//! `narwhal [OPTION]… CONTAINER`, `--pid PID`, `--netns PATH`,
+//! `narwhal remove …`; plus `narwhal hook STAGE` for OCI runtimes.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  docker run -d --net=none --name web busybox httpd -f
+  narwhal -4 198.51.100.2 -6 2001:db8::2 web
+  narwhal remove web
+
+  narwhal --netns /run/netns/blue -4 203.0.113.7
+  narwhal remove --netns /run/netns/blue
+
+The host interface is named nw-KEY, where KEY is the Docker short id, the
+PID, the netns file name or the OCI container id; a key longer than 12
+characters or with characters outside [A-Za-z0-9_.-] becomes 12 hex digits
+of its hash. As an OCI hook, narwhal reads the narwhal.* annotations; see
+narwhal(8).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "narwhal",
+    version,
+    about = "Give a container its own routed veth link: static IPv4/IPv6 addresses, host routes, no bridge, no ARP",
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Remove narwhal's host interface of a container (and with it the container's end)
+    Remove(RemoveArgs),
+    /// Run as an OCI runtime hook: read the container state on stdin
+    Hook(HookArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).multiple(false).args(["container", "pid", "netns"])))]
+#[command(group(ArgGroup::new("address").required(true).multiple(true).args(["ipv4", "ipv6"])))]
+pub struct UpArgs {
+    /// Docker container id or name (started with --net=none)
+    #[arg(value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// Configure the network namespace of process PID
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<String>,
+    /// Configure the network namespace file PATH, e.g. /run/netns/NAME
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
+    /// Container IPv4 address
+    #[arg(short = '4', long, value_name = "IPV4")]
+    pub ipv4: Option<String>,
+    /// Container IPv6 address
+    #[arg(short = '6', long, value_name = "IPV6")]
+    pub ipv6: Option<String>,
+    /// Enable packet forwarding on the host interface
+    #[arg(long)]
+    pub forwarding: bool,
+    /// Host IPv4 address [default: 169.254.0.1]
+    #[arg(long, value_name = "IPV4")]
+    pub host_ipv4: Option<String>,
+    /// Host IPv6 address [default: fe80::1]
+    #[arg(long, value_name = "IPV6")]
+    pub host_ipv6: Option<String>,
+    /// Container interface name [default: eth0]
+    #[arg(short = 'i', long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Host interface name [default: nw-KEY, see below]
+    #[arg(long, value_name = "IFACE")]
+    pub host_interface: Option<String>,
+    /// Maximum transmission unit of both ends
+    #[arg(long, value_name = "SIZE")]
+    pub mtu: Option<String>,
+    /// Accepted for compatibility; narwhal needs no temporary interface
+    #[arg(long, value_name = "IFACE", hide_short_help = true)]
+    pub temp_interface: Option<String>,
+    /// Accepted for compatibility; narwhal needs no temporary namespace
+    #[arg(long, value_name = "NS", hide_short_help = true)]
+    pub temp_namespace: Option<String>,
+    /// Print every kernel change as it is made
+    #[arg(long)]
+    pub trace: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).multiple(false).args(["container", "pid", "netns", "host_interface"])))]
+pub struct RemoveArgs {
+    /// Docker container id or name
+    #[arg(value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// The container whose init process is PID
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<String>,
+    /// The container whose network namespace file is PATH
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
+    /// Remove this host interface (it must be narwhal's)
+    #[arg(long, value_name = "IFACE")]
+    pub host_interface: Option<String>,
+    /// Print every kernel change as it is made
+    #[arg(long)]
+    pub trace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// createRuntime or poststop; inferred from the state's status when absent
+    #[arg(value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// Syslog socket to log to
+    #[arg(long, value_name = "PATH", default_value = "/dev/log")]
+    pub syslog_socket: std::path::PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("narwhal").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn seed_grammar() {
+        let c = parse(&["-4", "198.51.100.2", "-6", "2001:db8::2", "web"]).unwrap();
+        assert!(c.command.is_none());
+        assert_eq!(c.up.container.as_deref(), Some("web"));
+        let c = parse(&[
+            "--pid",
+            "42",
+            "-4",
+            "198.51.100.2",
+            "--forwarding",
+            "--trace",
+        ])
+        .unwrap();
+        assert_eq!(c.up.pid.as_deref(), Some("42"));
+        assert!(c.up.forwarding && c.up.trace);
+        let c = parse(&["remove", "web"]).unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Remove(r)) if r.container.as_deref() == Some("web"))
+        );
+        let c = parse(&["remove", "--host-interface", "nw-x"]).unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Remove(r)) if r.host_interface.as_deref() == Some("nw-x"))
+        );
+        let c = parse(&["hook", "createRuntime"]).unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Hook(h)) if h.stage.as_deref() == Some("createRuntime"))
+        );
+        assert!(parse(&[
+            "-4",
+            "198.51.100.2",
+            "--temp-interface",
+            "x",
+            "--temp-namespace",
+            "y",
+            "web"
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(parse(&["web"]).is_err(), "an address is required");
+        assert!(
+            parse(&["-4", "198.51.100.2"]).is_err(),
+            "a target is required"
+        );
+        assert!(
+            parse(&["-4", "198.51.100.2", "--pid", "1", "web"]).is_err(),
+            "one target only"
+        );
+        assert!(parse(&["remove"]).is_err());
+        assert!(parse(&["remove", "--pid", "1", "--netns", "/x"]).is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! One engine for every mode: resolve the target, then set up or tear
+//! down. The command line and the OCI hook both end here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::apply::Applier;
+use crate::docker::{self, DockerError};
+use crate::error::Error;
+use crate::naming;
+use crate::netlink::{NetOps, Nl};
+use crate::netns::Netns;
+use crate::plan::{plan_up, Step};
+use crate::request::Target;
+use crate::spec::Spec;
+
+/// The namespace file and key a target stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub netns: PathBuf,
+    pub key: String,
+}
+
+pub fn parse_pid(pid: &str) -> Result<i32, Error> {
+    match pid.parse::<i32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(Error::BadPid(pid.to_string())),
+    }
+}
+
+fn proc_netns(pid: i32) -> PathBuf {
+    format!("/proc/{pid}/ns/net").into()
+}
+
+/// Resolve a target to its namespace file and default key. A Docker
+/// container is looked up through the Engine API (one request).
+pub fn resolve(target: &Target) -> Result<Resolved, Error> {
+    Ok(match target {
+        Target::Pid(pid) if *pid > 0 => Resolved {
+            netns: proc_netns(*pid),
+            key: pid.to_string(),
+        },
+        Target::Pid(pid) => return Err(Error::BadPid(pid.to_string())),
+        Target::Netns(path) => Resolved {
+            netns: path.clone(),
+            key: naming::netns_key(path),
+        },
+        Target::Docker(name) => {
+            let c = docker::resolve(name)?;
+            Resolved {
+                netns: proc_netns(c.pid),
+                key: c.short_id().to_string(),
+            }
+        }
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(Error::kernel("start the netlink event loop"))
+}
+
+/// Configure the container namespace of `spec`. On failure nothing that
+/// this run changed remains (the error carries the rollback report).
+pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<(), Error> {
+    let ns = Arc::new(Netns::open(&spec.netns)?);
+    let steps = plan_up(spec);
+    runtime()?.block_on(async {
+        let host = Nl::current().map_err(Error::kernel("open netlink socket (host)"))?;
+        let container = Nl::open_in(ns.clone())?.map_err(Error::kernel(format!(
+            "open netlink socket (container netns {})",
+            ns.path().display()
+        )))?;
+        let applier = Applier {
+            host: &host,
+            container: &container,
+            container_ns: ns.fd(),
+            on_step,
+        };
+        applier.apply(&steps).await?;
+        Ok(())
+    })
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// The host interface was narwhal's and is gone now.
+    Removed(String),
+    /// There was nothing to remove (already gone, or never set up).
+    Nothing(String),
+}
+
+/// Remove narwhal's host interface `ifname`. With `key`, the link must be
+/// narwhal's link for that key; without, any narwhal link. A missing link
+/// is success: the container may have stopped and taken it along.
+pub fn down(ifname: &str, key: Option<&str>, on_step: &dyn Fn(&Step)) -> Result<Removed, Error> {
+    let _ = on_step;
+    runtime()?.block_on(async {
+        let host = Nl::current().map_err(Error::kernel("open netlink socket (host)"))?;
+        let Some(link) = host
+            .link(ifname)
+            .await
+            .map_err(Error::kernel(format!("look up {ifname} (host)")))?
+        else {
+            return Ok(Removed::Nothing(ifname.to_string()));
+        };
+        let not_ours = |why: String| {
+            Err(Error::NotOurs {
+                ifname: ifname.to_string(),
+                why,
+            })
+        };
+        if link.kind.as_deref() != Some("veth") {
+            return not_ours(format!(
+                "it is not a veth ({})",
+                link.kind.as_deref().unwrap_or("unknown kind")
+            ));
+        }
+        match (key, link.alias.as_deref()) {
+            (Some(k), Some(a)) if a == naming::alias(k) => {}
+            (Some(k), None) if link.mac.as_deref() == Some(&naming::host_mac(k)[..]) => {}
+            (None, Some(a)) if a.starts_with(naming::ALIAS_PREFIX) => {}
+            (_, Some(a)) if a.starts_with(naming::ALIAS_PREFIX) => {
+                return not_ours(format!("it belongs to another container ({a})"));
+            }
+            _ => return not_ours("narwhal did not create it (no narwhal: alias)".into()),
+        }
+        host.del_link(ifname)
+            .await
+            .map_err(Error::kernel(format!("host: link del {ifname}")))?;
+        Ok(Removed::Removed(ifname.to_string()))
+    })
+}
+
+/// For `remove CONTAINER`: the key of a Docker container. A stopped
+/// container has no namespace and so no link: `Ok(None)`.
+pub fn docker_key(name: &str) -> Result<Option<String>, Error> {
+    match docker::resolve(name) {
+        Ok(c) => Ok(Some(c.short_id().to_string())),
+        Err(DockerError::NotRunning(_)) => Ok(None),
+        Err(DockerError::NotFound(_))
+            if name.len() >= 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(Some(name[..12].to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

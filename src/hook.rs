@@ -1,0 +1,71 @@
+//! OCI runtime hook mode: `narwhal hook [createRuntime|poststop]`.
+//!
+//! Reads the container state on stdin, configures the container's
+//! namespace from its `narwhal.*` annotations at createRuntime, and
+//! removes narwhal's link at poststop. Prints nothing on stdout; logs every
+//! change and error to syslog and errors to stderr. Uses no environment.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::engine::{self, Removed};
+use crate::input::oci::{self, HookInput, Stage};
+use crate::log::Log;
+use crate::naming;
+use crate::request::Target;
+use crate::spec::{self, Spec};
+
+/// Run the hook; returns whether it succeeded. Errors are logged here.
+pub fn run(stage: Option<&str>, syslog_socket: &Path) -> bool {
+    let log = Log::hook(syslog_socket);
+    let input = match oci::read_hook_input(std::io::stdin().lock(), stage) {
+        Ok(i) => i,
+        Err(e) => {
+            log.error(&format!("hook: {:#}", anyhow::Error::from(e)));
+            return false;
+        }
+    };
+    let ctx = format!("{} {}", input.stage, input.container_id);
+    match handle(input, &log) {
+        Ok(()) => true,
+        Err(e) => {
+            log.error(&format!("{ctx}: {e:#}"));
+            false
+        }
+    }
+}
+
+fn handle(input: HookInput, log: &Log) -> Result<()> {
+    let Some(req) = input.request else {
+        return Ok(()); // no narwhal.ipv4/ipv6 annotation: not ours
+    };
+    let id = &input.container_id;
+    match input.stage {
+        Stage::CreateRuntime => {
+            let target = req.target.context("no target in the OCI state")?;
+            let Target::Pid(pid) = target else {
+                anyhow::bail!("unexpected hook target {target:?}")
+            };
+            let r = engine::resolve(&Target::Pid(pid))?;
+            let spec = Spec::new(r.netns, id, &req.settings)?;
+            log.info(&format!(
+                "createRuntime {id}: configuring {} (pid {pid})",
+                spec.host_if
+            ));
+            engine::up(&spec, &|s| log.info(&format!("createRuntime {id}: {s}")))?;
+            log.info(&format!("createRuntime {id}: done"));
+        }
+        Stage::Poststop => {
+            let ifname = match &req.settings.host_interface {
+                Some(h) => spec::ifname("host interface name", h)?,
+                None => naming::host_ifname(id),
+            };
+            match engine::down(&ifname, Some(id), &|_| {})? {
+                Removed::Removed(i) => log.info(&format!("poststop {id}: host: link del {i}")),
+                Removed::Nothing(i) => log.info(&format!("poststop {id}: {i} already gone")),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! The only module that talks to the kernel: rtnetlink requests and
+//! `/proc/sys` writes, one method per verb, in one network namespace.
+//!
+//! Every request asks for an ACK; kernel errors come back as `io::Error`
+//! carrying the errno, so callers print the OS text. Links are addressed by
+//! name and looked up one at a time (never a dump), with the index cached.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::route::{RouteMessage, RouteScope, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use rtnetlink::{Handle, RouteMessageBuilder};
+
+use crate::netns::{Netns, NetnsError};
+use crate::plan::Family;
+
+/// What narwhal needs to know about an existing link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub up: bool,
+    pub alias: Option<String>,
+    pub mac: Option<Vec<u8>>,
+    pub kind: Option<String>,
+}
+
+/// Kernel verbs in one network namespace. Implemented by [`Nl`] for the
+/// real kernel and by recording fakes in tests.
+#[allow(async_fn_in_trait)]
+pub trait NetOps {
+    /// Create a veth pair whose peer is created inside `peer_ns`.
+    async fn create_veth(&self, veth: &VethSpec<'_>, peer_ns: BorrowedFd<'_>) -> io::Result<()>;
+    /// Look up one link by name (not a dump). `None`: no such link.
+    async fn link(&self, name: &str) -> io::Result<Option<LinkState>>;
+    async fn set_alias(&self, name: &str, alias: &str) -> io::Result<()>;
+    async fn set_up(&self, name: &str, up: bool) -> io::Result<()>;
+    async fn del_link(&self, name: &str) -> io::Result<()>;
+    async fn add_addr(
+        &self,
+        name: &str,
+        local: IpAddr,
+        peer: IpAddr,
+        scope_link: bool,
+    ) -> io::Result<()>;
+    async fn add_neigh(&self, name: &str, ip: IpAddr, mac: &[u8; 6]) -> io::Result<()>;
+    async fn add_route(
+        &self,
+        name: &str,
+        dst: Option<IpAddr>,
+        via: Option<IpAddr>,
+    ) -> io::Result<()>;
+    /// Write `/proc/sys/net/ipv{4,6}/conf/IFNAME/NAME`.
+    fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()>;
+}
+
+/// The veth pair to create.
+#[derive(Debug, Clone, Copy)]
+pub struct VethSpec<'a> {
+    pub host: &'a str,
+    pub host_mac: &'a [u8; 6],
+    pub peer: &'a str,
+    pub peer_mac: &'a [u8; 6],
+    pub mtu: Option<u32>,
+}
+
+/// An rtnetlink socket bound to one network namespace.
+pub struct Nl {
+    handle: Handle,
+    /// Set for a foreign namespace: `/proc/sys` writes must enter it.
+    netns: Option<Arc<Netns>>,
+    index: RefCell<HashMap<String, u32>>,
+}
+
+fn kernel_err(e: rtnetlink::Error) -> io::Error {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.to_io(),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl Nl {
+    /// A socket in this thread's namespace. Must be called inside a tokio
+    /// runtime; the connection task is spawned on it.
+    pub fn current() -> io::Result<Nl> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(Nl {
+            handle,
+            netns: None,
+            index: RefCell::default(),
+        })
+    }
+
+    /// A socket inside `ns`: opened by a thread that entered `ns`; the
+    /// socket keeps that namespace for its whole life.
+    pub fn open_in(ns: Arc<Netns>) -> Result<io::Result<Nl>, NetnsError> {
+        let rt = tokio::runtime::Handle::current();
+        let opened = ns.run(|| {
+            let _guard = rt.enter();
+            rtnetlink::new_connection()
+        })?;
+        Ok(opened.map(|(conn, handle, _)| {
+            tokio::spawn(conn);
+            Nl {
+                handle,
+                netns: Some(ns),
+                index: RefCell::default(),
+            }
+        }))
+    }
+
+    async fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let mut handle = self.handle.clone();
+        let mut replies = handle.request(req).map_err(kernel_err)?;
+        while let Some(reply) = replies.next().await {
+            if let NetlinkPayload::Error(e) = reply.payload {
+                if e.code.is_some() {
+                    return Err(e.to_io());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn index(&self, name: &str) -> io::Result<u32> {
+        if let Some(i) = self.index.borrow().get(name) {
+            return Ok(*i);
+        }
+        match self.link(name).await? {
+            Some(l) => Ok(l.index),
+            None => Err(io::Error::from_raw_os_error(nix::libc::ENODEV)),
+        }
+    }
+}
+
+fn veth_end(name: &str, mac: &[u8; 6], mtu: Option<u32>) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Noarp;
+    m.header.change_mask = LinkFlags::Noarp;
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    if let Some(mtu) = mtu {
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    m
+}
+
+fn family(ip: &IpAddr) -> AddressFamily {
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn host_len(ip: &IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+impl NetOps for Nl {
+    async fn create_veth(&self, v: &VethSpec<'_>, peer_ns: BorrowedFd<'_>) -> io::Result<()> {
+        let mut peer = veth_end(v.peer, v.peer_mac, v.mtu);
+        peer.attributes
+            .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
+        let mut m = veth_end(v.host, v.host_mac, v.mtu);
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        self.ack(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+            .await
+    }
+
+    async fn link(&self, name: &str) -> io::Result<Option<LinkState>> {
+        let mut req = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match req.next().await {
+            None => Ok(None),
+            Some(Err(e)) => {
+                let e = kernel_err(e);
+                if e.raw_os_error() == Some(nix::libc::ENODEV) {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+            Some(Ok(msg)) => {
+                let mut st = LinkState {
+                    index: msg.header.index,
+                    up: msg.header.flags.contains(LinkFlags::Up),
+                    alias: None,
+                    mac: None,
+                    kind: None,
+                };
+                for a in msg.attributes {
+                    match a {
+                        LinkAttribute::IfAlias(s) => st.alias = Some(s),
+                        LinkAttribute::Address(m) => st.mac = Some(m),
+                        LinkAttribute::LinkInfo(infos) => {
+                            for i in infos {
+                                if let LinkInfo::Kind(k) = i {
+                                    st.kind = Some(k.to_string());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                self.index.borrow_mut().insert(name.to_string(), st.index);
+                Ok(Some(st))
+            }
+        }
+    }
+
+    async fn set_alias(&self, name: &str, alias: &str) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = self.index(name).await?;
+        m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        self.ack(RouteNetlinkMessage::SetLink(m), 0).await
+    }
+
+    async fn set_up(&self, name: &str, up: bool) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = self.index(name).await?;
+        m.header.flags = if up {
+            LinkFlags::Up
+        } else {
+            LinkFlags::empty()
+        };
+        m.header.change_mask = LinkFlags::Up;
+        self.ack(RouteNetlinkMessage::SetLink(m), 0).await
+    }
+
+    async fn del_link(&self, name: &str) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = self.index(name).await?;
+        self.index.borrow_mut().remove(name);
+        self.ack(RouteNetlinkMessage::DelLink(m), 0).await
+    }
+
+    async fn add_addr(
+        &self,
+        name: &str,
+        local: IpAddr,
+        peer: IpAddr,
+        scope_link: bool,
+    ) -> io::Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.family = family(&local);
+        m.header.prefix_len = host_len(&peer);
+        m.header.index = self.index(name).await?;
+        m.header.scope = if scope_link {
+            AddressScope::Link
+        } else {
+            AddressScope::Universe
+        };
+        m.attributes.push(AddressAttribute::Local(local));
+        m.attributes.push(AddressAttribute::Address(peer));
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        self.ack(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .await
+    }
+
+    async fn add_neigh(&self, name: &str, ip: IpAddr, mac: &[u8; 6]) -> io::Result<()> {
+        let mut m = NeighbourMessage::default();
+        m.header.family = family(&ip);
+        m.header.ifindex = self.index(name).await?;
+        m.header.state = NeighbourState::Permanent;
+        m.header.kind = RouteType::Unspec;
+        m.attributes.push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+        m.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        self.ack(
+            RouteNetlinkMessage::NewNeighbour(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .await
+    }
+
+    async fn add_route(
+        &self,
+        name: &str,
+        dst: Option<IpAddr>,
+        via: Option<IpAddr>,
+    ) -> io::Result<()> {
+        let index = self.index(name).await?;
+        let scope = if via.is_some() {
+            RouteScope::Universe
+        } else {
+            RouteScope::Link
+        };
+        let m: RouteMessage = match (dst, via) {
+            (Some(IpAddr::V4(_)), _) | (None, Some(IpAddr::V4(_))) => {
+                let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                    .output_interface(index)
+                    .scope(scope);
+                if let Some(IpAddr::V4(d)) = dst {
+                    b = b.destination_prefix(d, 32);
+                }
+                if let Some(IpAddr::V4(g)) = via {
+                    b = b.gateway(g);
+                }
+                b.build()
+            }
+            (Some(IpAddr::V6(_)), _) | (None, Some(IpAddr::V6(_))) => {
+                let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                    .output_interface(index)
+                    .scope(scope);
+                if let Some(IpAddr::V6(d)) = dst {
+                    b = b.destination_prefix(d, 128);
+                }
+                if let Some(IpAddr::V6(g)) = via {
+                    b = b.gateway(g);
+                }
+                b.build()
+            }
+            (None, None) => return Err(io::Error::from_raw_os_error(nix::libc::EINVAL)),
+        };
+        self.ack(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+            .await
+    }
+
+    fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()> {
+        let v = if family == Family::V4 { 4 } else { 6 };
+        let path = format!("/proc/sys/net/ipv{v}/conf/{ifname}/{name}");
+        let write = || std::fs::write(&path, value);
+        match &self.netns {
+            None => write(),
+            Some(ns) => ns.run(write).map_err(|e| io::Error::other(e.to_string()))?,
+        }
+    }
+}

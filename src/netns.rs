@@ -1,0 +1,108 @@
+//! Network namespace handles: open, verify, and run code inside one.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::libc;
+use nix::sched::{setns, CloneFlags};
+
+/// `NSFS_MAGIC` from linux/magic.h.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// `NS_GET_NSTYPE` ioctl from linux/nsfs.h: `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("open network namespace {path}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path} is not a network namespace")]
+    NotNetns { path: PathBuf },
+    #[error("{path} is the host's own network namespace; give a container's namespace")]
+    IsHost { path: PathBuf },
+    #[error("enter network namespace {path}")]
+    Enter { path: PathBuf, source: io::Error },
+}
+
+impl NetnsError {
+    /// The namespace does not exist (any more).
+    pub fn is_missing(&self) -> bool {
+        matches!(self, NetnsError::Open { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)))
+    }
+}
+
+/// An open network namespace.
+#[derive(Debug)]
+pub struct Netns {
+    file: File,
+    path: PathBuf,
+}
+
+impl Netns {
+    /// Open `path` and check that it is a network namespace other than the
+    /// one this thread is in.
+    pub fn open(path: &Path) -> Result<Netns, NetnsError> {
+        let file = File::open(path).map_err(|source| NetnsError::Open {
+            path: path.into(),
+            source,
+        })?;
+        let fd = file.as_raw_fd();
+        // SAFETY: fstatfs/ioctl on an fd we own, with a properly sized buffer.
+        let is_netns = unsafe {
+            let mut st: libc::statfs = std::mem::zeroed();
+            libc::fstatfs(fd, &mut st) == 0
+                && st.f_type as i64 == NSFS_MAGIC
+                && libc::ioctl(fd, NS_GET_NSTYPE as _) == libc::CLONE_NEWNET
+        };
+        if !is_netns {
+            return Err(NetnsError::NotNetns { path: path.into() });
+        }
+        let ns = Netns {
+            file,
+            path: path.into(),
+        };
+        let own =
+            std::fs::metadata("/proc/thread-self/ns/net").map_err(|source| NetnsError::Open {
+                path: "/proc/thread-self/ns/net".into(),
+                source,
+            })?;
+        let meta = ns.file.metadata().map_err(|source| NetnsError::Open {
+            path: path.into(),
+            source,
+        })?;
+        if meta.dev() == own.dev() && meta.ino() == own.ino() {
+            return Err(NetnsError::IsHost { path: path.into() });
+        }
+        Ok(ns)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Run `f` on a short-lived thread that has entered this namespace. The
+    /// thread exits afterwards, so no thread of ours is ever left in the
+    /// wrong namespace. Sockets opened by `f` stay in this namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    NetnsError::Enter {
+                        path: self.path.clone(),
+                        source: e.into(),
+                    }
+                })?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+}

@@ -1,0 +1,419 @@
+//! Validation: [`Request`] in, one trusted [`Spec`] out. Pure; no I/O.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use crate::naming;
+use crate::request::Settings;
+
+pub const DEFAULT_HOST_IPV4: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+pub const DEFAULT_HOST_IPV6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+pub const DEFAULT_INTERFACE: &str = "eth0";
+/// Kernel limits for an Ethernet-like device (veth: 68..=65535).
+pub const MIN_MTU: u32 = 68;
+pub const MAX_MTU: u32 = 65535;
+/// IPv6 needs at least this MTU (RFC 8200); the kernel disables IPv6 below it.
+pub const MIN_MTU_IPV6: u32 = 1280;
+
+/// One address family's pair of addresses: the container's and the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair<A> {
+    pub container: A,
+    pub host: A,
+}
+
+/// A validated configuration for one container namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The namespace file to configure (`/proc/PID/ns/net`, `/run/netns/X`).
+    pub netns: PathBuf,
+    /// The key the host interface and its ownership mark derive from.
+    pub key: String,
+    pub host_if: String,
+    pub container_if: String,
+    pub ipv4: Option<Pair<Ipv4Addr>>,
+    pub ipv6: Option<Pair<Ipv6Addr>>,
+    pub mtu: Option<u32>,
+    pub forwarding: bool,
+}
+
+/// A validation failure: which setting, what value, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} '{value}': {why}")]
+pub struct SpecError {
+    pub what: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+fn bad(what: &'static str, value: &str, why: impl Into<String>) -> SpecError {
+    SpecError {
+        what,
+        value: value.escape_debug().to_string(),
+        why: why.into(),
+    }
+}
+
+impl Spec {
+    /// Validate settings for configuring `netns`, keyed by `key`.
+    pub fn new(netns: PathBuf, key: &str, s: &Settings) -> Result<Spec, SpecError> {
+        if s.ipv4.is_none() && s.ipv6.is_none() {
+            return Err(bad(
+                "request",
+                "",
+                "give an IPv4 address, an IPv6 address or both",
+            ));
+        }
+        let ipv4 = match &s.ipv4 {
+            None => None,
+            Some(v) => {
+                let container = parse_v4("IPv4 address", v)?;
+                let host = match &s.host_ipv4 {
+                    Some(h) => parse_v4("host IPv4 address", h)?,
+                    None => DEFAULT_HOST_IPV4,
+                };
+                if host == container {
+                    return Err(bad(
+                        "host IPv4 address",
+                        &host.to_string(),
+                        "equals the container address",
+                    ));
+                }
+                Some(Pair { container, host })
+            }
+        };
+        let ipv6 = match &s.ipv6 {
+            None => None,
+            Some(v) => {
+                let container = parse_v6("IPv6 address", v)?;
+                let host = match &s.host_ipv6 {
+                    Some(h) => parse_v6("host IPv6 address", h)?,
+                    None => DEFAULT_HOST_IPV6,
+                };
+                if host == container {
+                    return Err(bad(
+                        "host IPv6 address",
+                        &host.to_string(),
+                        "equals the container address",
+                    ));
+                }
+                Some(Pair { container, host })
+            }
+        };
+        if ipv4.is_none() {
+            if let Some(h) = &s.host_ipv4 {
+                return Err(bad(
+                    "host IPv4 address",
+                    h,
+                    "given without a container IPv4 address",
+                ));
+            }
+        }
+        if ipv6.is_none() {
+            if let Some(h) = &s.host_ipv6 {
+                return Err(bad(
+                    "host IPv6 address",
+                    h,
+                    "given without a container IPv6 address",
+                ));
+            }
+        }
+        let container_if = match &s.interface {
+            Some(n) => ifname("interface name", n)?,
+            None => DEFAULT_INTERFACE.to_string(),
+        };
+        let host_if = match &s.host_interface {
+            Some(n) => ifname("host interface name", n)?,
+            None => naming::host_ifname(key),
+        };
+        let mtu = match &s.mtu {
+            None => None,
+            Some(m) => Some(parse_mtu(m, ipv6.is_some())?),
+        };
+        let forwarding = match s.forwarding.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(bad("forwarding value", other, "expected 'true' or 'false'"))
+            }
+        };
+        Ok(Spec {
+            netns,
+            key: key.to_string(),
+            host_if,
+            container_if,
+            ipv4,
+            ipv6,
+            mtu,
+            forwarding,
+        })
+    }
+}
+
+/// Parse a bare address (no prefix, no zone, no brackets).
+fn parse_ip(what: &'static str, v: &str) -> Result<IpAddr, SpecError> {
+    if v.contains('/') {
+        return Err(bad(what, v, "give a bare address without a prefix length"));
+    }
+    if v.contains('%') {
+        return Err(bad(what, v, "give an address without a zone index"));
+    }
+    v.parse::<IpAddr>()
+        .map_err(|_| bad(what, v, "not an IP address"))
+}
+
+fn parse_v4(what: &'static str, v: &str) -> Result<Ipv4Addr, SpecError> {
+    let a = match parse_ip(what, v)? {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => return Err(bad(what, v, "is an IPv6 address, expected IPv4")),
+    };
+    let why = if a.is_unspecified() {
+        "unspecified address"
+    } else if a.is_loopback() {
+        "loopback address"
+    } else if a.is_multicast() {
+        "multicast address"
+    } else if a.is_broadcast() {
+        "broadcast address"
+    } else if a.octets()[0] == 0 {
+        "address in 0.0.0.0/8 (this network)"
+    } else if a.octets()[0] >= 240 {
+        "reserved address (240.0.0.0/4)"
+    } else {
+        return Ok(a);
+    };
+    Err(bad(what, v, why))
+}
+
+fn parse_v6(what: &'static str, v: &str) -> Result<Ipv6Addr, SpecError> {
+    let a = match parse_ip(what, v)? {
+        IpAddr::V6(a) => a,
+        IpAddr::V4(_) => return Err(bad(what, v, "is an IPv4 address, expected IPv6")),
+    };
+    let why = if a.is_unspecified() {
+        "unspecified address"
+    } else if a.is_loopback() {
+        "loopback address"
+    } else if a.is_multicast() {
+        "multicast address"
+    } else if a.to_ipv4_mapped().is_some() {
+        "IPv4-mapped address"
+    } else {
+        return Ok(a);
+    };
+    Err(bad(what, v, why))
+}
+
+/// Check a Linux interface name (see the kernel's `dev_valid_name`).
+pub fn ifname(what: &'static str, n: &str) -> Result<String, SpecError> {
+    let why = if n.is_empty() {
+        "empty"
+    } else if n.len() > 15 {
+        "longer than 15 bytes"
+    } else if n == "." || n == ".." {
+        "reserved name"
+    } else if n.contains('/') {
+        "contains '/'"
+    } else if n.contains(':') {
+        "contains ':'"
+    } else if n.chars().any(|c| c.is_whitespace()) {
+        "contains whitespace"
+    } else if n.chars().any(|c| c.is_control()) {
+        "contains a control character"
+    } else {
+        return Ok(n.to_string());
+    };
+    Err(bad(what, n, why))
+}
+
+fn parse_mtu(m: &str, ipv6: bool) -> Result<u32, SpecError> {
+    let v: u32 = m.parse().map_err(|_| bad("MTU", m, "not a whole number"))?;
+    if !(MIN_MTU..=MAX_MTU).contains(&v) {
+        return Err(bad("MTU", m, format!("outside {MIN_MTU}..{MAX_MTU}")));
+    }
+    if ipv6 && v < MIN_MTU_IPV6 {
+        return Err(bad("MTU", m, format!("IPv6 needs at least {MIN_MTU_IPV6}")));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(v4: Option<&str>, v6: Option<&str>) -> Settings {
+        Settings {
+            ipv4: v4.map(Into::into),
+            ipv6: v6.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    fn spec(s: &Settings) -> Result<Spec, SpecError> {
+        Spec::new("/run/netns/x".into(), "x", s)
+    }
+
+    #[test]
+    fn dual_stack_defaults() {
+        let s = spec(&settings(Some("198.51.100.2"), Some("2001:db8::2"))).unwrap();
+        assert_eq!(s.ipv4.unwrap().host, DEFAULT_HOST_IPV4);
+        assert_eq!(s.ipv6.unwrap().host, DEFAULT_HOST_IPV6);
+        assert_eq!(s.container_if, "eth0");
+        assert_eq!(s.host_if, "nw-x");
+        assert_eq!(s.mtu, None);
+        assert!(!s.forwarding);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let cases: &[(Settings, &str)] = &[
+            (settings(None, None), "give an IPv4 address"),
+            (settings(Some("2001:db8::2"), None), "expected IPv4"),
+            (settings(None, Some("198.51.100.2")), "expected IPv6"),
+            (settings(Some("198.51.100.2/24"), None), "prefix length"),
+            (settings(None, Some("fe80::2%eth0")), "zone index"),
+            (settings(Some("0.0.0.0"), None), "unspecified"),
+            (settings(Some("127.0.0.2"), None), "loopback"),
+            (settings(Some("224.0.0.1"), None), "multicast"),
+            (settings(Some("255.255.255.255"), None), "broadcast"),
+            (settings(Some("0.1.2.3"), None), "this network"),
+            (settings(Some("240.0.0.1"), None), "reserved"),
+            (settings(None, Some("::")), "unspecified"),
+            (settings(None, Some("::1")), "loopback"),
+            (settings(None, Some("ff02::1")), "multicast"),
+            (settings(None, Some("::ffff:198.51.100.2")), "IPv4-mapped"),
+            (settings(Some("198.51.100.256"), None), "not an IP address"),
+            (settings(Some(""), None), "not an IP address"),
+            (settings(Some(" 198.51.100.2"), None), "not an IP address"),
+            (
+                Settings {
+                    host_ipv4: Some("198.51.100.2".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "equals the container address",
+            ),
+            (
+                Settings {
+                    host_ipv6: Some("fe80::1".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "without a container IPv6",
+            ),
+            (
+                Settings {
+                    interface: Some("a/b".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "'/'",
+            ),
+            (
+                Settings {
+                    interface: Some("a b".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "whitespace",
+            ),
+            (
+                Settings {
+                    interface: Some("a:b".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "':'",
+            ),
+            (
+                Settings {
+                    interface: Some("a\u{1}".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "control",
+            ),
+            (
+                Settings {
+                    interface: Some("..".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "reserved",
+            ),
+            (
+                Settings {
+                    interface: Some("".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "empty",
+            ),
+            (
+                Settings {
+                    host_interface: Some("0123456789abcdef".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "longer than 15",
+            ),
+            (
+                Settings {
+                    mtu: Some("0".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "outside",
+            ),
+            (
+                Settings {
+                    mtu: Some("70000".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "outside",
+            ),
+            (
+                Settings {
+                    mtu: Some("-1".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "whole number",
+            ),
+            (
+                Settings {
+                    mtu: Some("1279".into()),
+                    ..settings(None, Some("2001:db8::2"))
+                },
+                "IPv6 needs",
+            ),
+            (
+                Settings {
+                    forwarding: Some("maybe".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "'true' or 'false'",
+            ),
+        ];
+        for (s, want) in cases {
+            let err = spec(s)
+                .expect_err(&format!("{s:?} must be rejected"))
+                .to_string();
+            assert!(err.contains(want), "{s:?}: '{err}' lacks '{want}'");
+        }
+    }
+
+    #[test]
+    fn accepts_options() {
+        let s = Settings {
+            host_ipv4: Some("203.0.113.1".into()),
+            host_ipv6: Some("2001:db8::1".into()),
+            interface: Some("net0".into()),
+            host_interface: Some("veth-web".into()),
+            mtu: Some("1280".into()),
+            forwarding: Some("true".into()),
+            ..settings(Some("198.51.100.2"), Some("2001:db8::2"))
+        };
+        let s = spec(&s).unwrap();
+        assert_eq!(s.ipv4.unwrap().host, Ipv4Addr::new(203, 0, 113, 1));
+        assert_eq!(s.container_if, "net0");
+        assert_eq!(s.host_if, "veth-web");
+        assert_eq!(s.mtu, Some(1280));
+        assert!(s.forwarding);
+        // 1279 is fine without IPv6
+        let v4 = Settings {
+            mtu: Some("576".into()),
+            ..settings(Some("198.51.100.2"), None)
+        };
+        assert_eq!(spec(&v4).unwrap().mtu, Some(576));
+    }
+}
