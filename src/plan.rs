@@ -233,6 +233,9 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
     steps.push(sysctl(H, V4, h, "rp_filter", "1"));
     if spec.ipv6.is_some() {
         for (side, ifname) in [(H, h), (C, c)] {
+            // no kernel-generated link-local address: the peer could only
+            // reach it through a NOARP neighbour entry (i.e. its own MAC)
+            steps.push(sysctl(side, V6, ifname, "addr_gen_mode", "1"));
             steps.push(sysctl(side, V6, ifname, "disable_ipv6", "0"));
             steps.push(sysctl(side, V6, ifname, "autoconf", "0"));
             steps.push(sysctl(side, V6, ifname, "accept_ra", "0"));
@@ -332,7 +335,8 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             ifname: h.into(),
             local: host,
             peer: ctr,
-            scope_link: true,
+            // IPv6 derives the scope from the address (fe80::/10 is link)
+            scope_link: false,
         });
         steps.push(Step::AddNeigh {
             side: H,
@@ -388,9 +392,11 @@ mod tests {
 host: link add nw-42 address {hm} mtu 1500 arp off type veth peer name eth0 address {cm} mtu 1500 arp off netns /proc/42/ns/net
 host: link set nw-42 alias narwhal:42
 host: sysctl net.ipv4.conf.nw-42.rp_filter=1
+host: sysctl net.ipv6.conf.nw-42.addr_gen_mode=1
 host: sysctl net.ipv6.conf.nw-42.disable_ipv6=0
 host: sysctl net.ipv6.conf.nw-42.autoconf=0
 host: sysctl net.ipv6.conf.nw-42.accept_ra=0
+container: sysctl net.ipv6.conf.eth0.addr_gen_mode=1
 container: sysctl net.ipv6.conf.eth0.disable_ipv6=0
 container: sysctl net.ipv6.conf.eth0.autoconf=0
 container: sysctl net.ipv6.conf.eth0.accept_ra=0
@@ -406,7 +412,7 @@ container: route add fe80::1/128 dev eth0
 container: route add default via fe80::1 dev eth0
 host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link nodad dev nw-42
 host: neigh add 198.51.100.2 lladdr {cm} nud permanent dev nw-42
-host: addr add fe80::1 peer 2001:db8::2/128 scope link nodad dev nw-42
+host: addr add fe80::1 peer 2001:db8::2/128 nodad dev nw-42
 host: neigh add 2001:db8::2 lladdr {cm} nud permanent dev nw-42
 host: link set nw-42 up
 host: route add 2001:db8::2/128 dev nw-42
