@@ -1,0 +1,45 @@
+# narwhal — build, demo, test, benchmark, install.
+# `make demo` and `make test` install what they need (apt-get) when missing.
+
+CARGO ?= cargo
+BIN := target/release/narwhal
+ROOT := $(shell id -u)
+
+.PHONY: all build demo test test-unit test-package bench lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# The main job: a runc container configured by the narwhal hook.
+demo: build
+	bash tests/e2e/deps.sh demo
+	bash tests/e2e/demo.sh $(BIN)
+
+# The whole test suite: unit tests, kernel integration tests, runc/crun/
+# podman/Docker end to end. As root a skipped privileged test is a failure.
+test:
+	bash tests/e2e/deps.sh test
+	$(if $(filter 0,$(ROOT)),NARWHAL_REQUIRE_PRIVILEGED=1) $(CARGO) test --locked -- --test-threads=$${NARWHAL_TEST_THREADS:-4}
+
+# Unprivileged part only (parsing, validation, plans).
+test-unit:
+	$(CARGO) test --locked --lib --bins
+
+# Build the .deb, install it, run podman with the installed hook, remove it.
+test-package:
+	bash tests/e2e/package.sh
+
+bench: build
+	bash tests/e2e/deps.sh bench
+	bash bench/run.sh $(BIN)
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+clean:
+	$(CARGO) clean
+
+-include packaging/Makefile.inc
