@@ -15,12 +15,21 @@ use crate::plan::{Side, Step};
 pub enum Undo {
     /// Delete the host end of the pair: both ends go, with everything on them.
     DelLink { ifname: String },
+    /// Delete the `--paranoid` filter table (it outlives the link).
+    DelFilter { ifname: String },
 }
 
 impl fmt::Display for Undo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Undo::DelLink { ifname } => write!(f, "host: link del {ifname}"),
+            Undo::DelFilter { ifname } => {
+                write!(
+                    f,
+                    "host: nft delete table netdev {}",
+                    crate::nft::table_name(ifname)
+                )
+            }
         }
     }
 }
@@ -139,6 +148,19 @@ impl<'a, H: NetOps, C: NetOps> Applier<'a, H, C> {
                 Ok(())
             }
             Step::SetAlias { ifname, alias } => self.host.set_alias(ifname, alias).await,
+            Step::AddFilter {
+                ifname,
+                mac,
+                ipv4,
+                ipv6,
+            } => {
+                self.host
+                    .nft(&crate::nft::filter_ruleset(ifname, mac, *ipv4, *ipv6))?;
+                undo.push(Undo::DelFilter {
+                    ifname: ifname.clone(),
+                });
+                Ok(())
+            }
             Step::Sysctl {
                 side,
                 family,
@@ -276,6 +298,7 @@ impl<'a, H: NetOps, C: NetOps> Applier<'a, H, C> {
         for u in undo.into_iter().rev() {
             let r = match &u {
                 Undo::DelLink { ifname } => self.host.del_link(ifname).await,
+                Undo::DelFilter { ifname } => self.host.nft(&crate::nft::delete_ruleset(ifname)),
             };
             match r {
                 Ok(()) => done.push(u.to_string()),

@@ -70,6 +70,9 @@ pub struct UpArgs {
     /// Enable packet forwarding on the host interface
     #[arg(long)]
     pub forwarding: bool,
+    /// Accept only IPv4/IPv6 from the container's own MAC and addresses (nftables filter on the host interface)
+    #[arg(long)]
+    pub paranoid: bool,
     /// Host IPv4 address [default: 169.254.0.1]
     #[arg(long, value_name = "IPV4")]
     pub host_ipv4: Option<String>,

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use crate::cli::{RemoveArgs, UpArgs};
-use crate::engine::{self, Removed};
+use crate::engine;
 use crate::log::Log;
 use crate::naming;
 use crate::request::{Settings, Target};
@@ -41,6 +41,7 @@ pub fn up(a: UpArgs, log: &Log) -> Result<()> {
         host_interface: a.host_interface,
         mtu: a.mtu,
         forwarding: a.forwarding.then(|| "true".to_string()),
+        paranoid: a.paranoid.then(|| "true".to_string()),
     };
     // validate before looking anything up
     Spec::new("/".into(), "check", &settings)?;
@@ -72,13 +73,16 @@ pub fn remove(a: RemoveArgs, log: &Log) -> Result<()> {
         };
         (naming::host_ifname(&key), Some(key))
     };
-    let on_step = |s: &crate::plan::Step| log.info(&s.to_string());
-    match engine::down(&ifname, key.as_deref(), &on_step)? {
-        Removed::Removed(i) => {
-            log.info(&format!("host: link del {i}"));
-            println!("removed {i}");
-        }
-        Removed::Nothing(i) => println!("nothing to remove: no host interface {i}"),
+    let removed = engine::down(&ifname, key.as_deref(), true)?;
+    if removed.link {
+        log.info(&format!("host: link del {ifname}"));
     }
+    if removed.filter {
+        log.info(&format!(
+            "host: nft delete table netdev {}",
+            crate::nft::table_name(&ifname)
+        ));
+    }
+    println!("{removed}");
     Ok(())
 }

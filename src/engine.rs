@@ -84,28 +84,43 @@ pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<(), Error> {
     })
 }
 
-/// What `down` did.
+/// What `down` removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Removed {
-    /// The host interface was narwhal's and is gone now.
-    Removed(String),
-    /// There was nothing to remove (already gone, or never set up).
-    Nothing(String),
+pub struct Removed {
+    pub ifname: String,
+    /// The host link was there, was narwhal's, and is gone now.
+    pub link: bool,
+    /// The `--paranoid` filter table was there and is gone now.
+    pub filter: bool,
 }
 
-/// Remove narwhal's host interface `ifname`. With `key`, the link must be
-/// narwhal's link for that key; without, any narwhal link. A missing link
-/// is success: the container may have stopped and taken it along.
-pub fn down(ifname: &str, key: Option<&str>, on_step: &dyn Fn(&Step)) -> Result<Removed, Error> {
-    let _ = on_step;
-    runtime()?.block_on(async {
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let table = crate::nft::table_name(&self.ifname);
+        match (self.link, self.filter) {
+            (true, true) => write!(f, "removed {} and its filter {table}", self.ifname),
+            (true, false) => write!(f, "removed {}", self.ifname),
+            (false, true) => write!(
+                f,
+                "removed filter {table} ({} was already gone)",
+                self.ifname
+            ),
+            (false, false) => write!(f, "nothing to remove: no host interface {}", self.ifname),
+        }
+    }
+}
+
+/// Remove narwhal's host interface `ifname` and, with `filter`, its
+/// `--paranoid` filter table. With `key`, the link must be narwhal's link
+/// for that key; without, any narwhal link. A missing link is success: the
+/// container may have stopped and taken it along. A link that is not
+/// narwhal's is refused, and then nothing is removed.
+pub fn down(ifname: &str, key: Option<&str>, filter: bool) -> Result<Removed, Error> {
+    let link = runtime()?.block_on(async {
         let host = Nl::current().map_err(Error::kernel("open netlink socket (host)"))?;
-        let Some(link) = host
-            .link(ifname)
-            .await
-            .map_err(Error::kernel(format!("look up {ifname} (host)")))?
-        else {
-            return Ok(Removed::Nothing(ifname.to_string()));
+        let what = format!("look up {ifname} (host)");
+        let Some(link) = host.link(ifname).await.map_err(Error::kernel(what))? else {
+            return Ok(false);
         };
         let not_ours = |why: String| {
             Err(Error::NotOurs {
@@ -114,13 +129,12 @@ pub fn down(ifname: &str, key: Option<&str>, on_step: &dyn Fn(&Step)) -> Result<
             })
         };
         if link.kind.as_deref() != Some("veth") {
-            return not_ours(format!(
-                "it is not a veth ({})",
-                link.kind.as_deref().unwrap_or("unknown kind")
-            ));
+            let kind = link.kind.as_deref().unwrap_or("unknown kind");
+            return not_ours(format!("it is not a veth ({kind})"));
         }
         match (key, link.alias.as_deref()) {
             (Some(k), Some(a)) if a == naming::alias(k) => {}
+            // killed between creating the link and naming it: the MAC tells
             (Some(k), None) if link.mac.as_deref() == Some(&naming::host_mac(k)[..]) => {}
             (None, Some(a)) if a.starts_with(naming::ALIAS_PREFIX) => {}
             (_, Some(a)) if a.starts_with(naming::ALIAS_PREFIX) => {
@@ -128,10 +142,19 @@ pub fn down(ifname: &str, key: Option<&str>, on_step: &dyn Fn(&Step)) -> Result<
             }
             _ => return not_ours("narwhal did not create it (no narwhal: alias)".into()),
         }
-        host.del_link(ifname)
-            .await
-            .map_err(Error::kernel(format!("host: link del {ifname}")))?;
-        Ok(Removed::Removed(ifname.to_string()))
+        let what = format!("host: link del {ifname}");
+        host.del_link(ifname).await.map_err(Error::kernel(what))?;
+        Ok(true)
+    })?;
+    let filter = filter
+        && crate::nft::delete_table(ifname).map_err(Error::kernel(format!(
+            "host: nft delete table netdev {}",
+            crate::nft::table_name(ifname)
+        )))?;
+    Ok(Removed {
+        ifname: ifname.to_string(),
+        link,
+        filter,
     })
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::engine::{self, Removed};
+use crate::engine;
 use crate::input::oci::{self, HookInput, Stage};
 use crate::log::Log;
 use crate::naming;
@@ -19,10 +19,18 @@ use crate::spec::{self, Spec};
 /// Run the hook; returns whether it succeeded. Errors are logged here.
 pub fn run(stage: Option<&str>, syslog_socket: &Path) -> bool {
     let log = Log::hook(syslog_socket);
-    let input = match oci::read_hook_input(std::io::stdin().lock(), stage) {
-        Ok(i) => i,
+    let bytes = match oci::read_state(std::io::stdin().lock()) {
+        Ok(b) => b,
         Err(e) => {
             log.error(&format!("hook: {:#}", anyhow::Error::from(e)));
+            return false;
+        }
+    };
+    let input = match oci::parse_state(&bytes, stage) {
+        Ok(i) => i,
+        Err(e) => {
+            let label = oci::label(&bytes, stage).unwrap_or_else(|| "hook".into());
+            log.error(&format!("{label}: {:#}", anyhow::Error::from(e)));
             return false;
         }
     };
@@ -61,9 +69,18 @@ fn handle(input: HookInput, log: &Log) -> Result<()> {
                 Some(h) => spec::ifname("host interface name", h)?,
                 None => naming::host_ifname(id),
             };
-            match engine::down(&ifname, Some(id), &|_| {})? {
-                Removed::Removed(i) => log.info(&format!("poststop {id}: host: link del {i}")),
-                Removed::Nothing(i) => log.info(&format!("poststop {id}: {i} already gone")),
+            let paranoid = req.settings.paranoid.as_deref() == Some("true");
+            let removed = engine::down(&ifname, Some(id), paranoid)?;
+            if removed.link {
+                log.info(&format!("poststop {id}: host: link del {ifname}"));
+            } else {
+                log.info(&format!("poststop {id}: {ifname} already gone"));
+            }
+            if removed.filter {
+                let table = crate::nft::table_name(&ifname);
+                log.info(&format!(
+                    "poststop {id}: host: nft delete table netdev {table}"
+                ));
             }
         }
     }

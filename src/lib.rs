@@ -18,6 +18,7 @@ pub mod log;
 pub mod naming;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
 pub mod plan;
 pub mod request;
 pub mod spec;

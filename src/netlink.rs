@@ -65,6 +65,8 @@ pub trait NetOps {
         dst: Option<IpAddr>,
         via: Option<IpAddr>,
     ) -> io::Result<()>;
+    /// Run an nftables script (one transaction).
+    fn nft(&self, script: &str) -> io::Result<()>;
     /// Write `/proc/sys/net/ipv{4,6}/conf/IFNAME/NAME`.
     fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()>;
 }
@@ -351,6 +353,15 @@ impl NetOps for Nl {
         };
         self.ack(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
             .await
+    }
+
+    fn nft(&self, script: &str) -> io::Result<()> {
+        match &self.netns {
+            None => crate::nft::run(script),
+            Some(ns) => ns
+                .run(|| crate::nft::run(script))
+                .map_err(|e| io::Error::other(e.to_string()))?,
+        }
     }
 
     fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()> {

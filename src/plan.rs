@@ -8,7 +8,7 @@
 //! coming up, is the last step, so no failure has to undo it.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use crate::naming::{self, format_mac};
@@ -54,6 +54,14 @@ pub enum Step {
         ifname: String,
         alias: String,
     },
+    /// The `--paranoid` filter on ingress of the host end: only IPv4/IPv6
+    /// from `mac` with the container's own source addresses pass.
+    AddFilter {
+        ifname: String,
+        mac: [u8; 6],
+        ipv4: Option<Ipv4Addr>,
+        ipv6: Option<Ipv6Addr>,
+    },
     /// `/proc/sys/net/ipv{4,6}/conf/IFNAME/NAME = VALUE`.
     Sysctl {
         side: Side,
@@ -93,7 +101,7 @@ pub enum Step {
 impl Step {
     pub fn side(&self) -> Side {
         match self {
-            Step::CreateVeth { .. } | Step::SetAlias { .. } => Side::Host,
+            Step::CreateVeth { .. } | Step::SetAlias { .. } | Step::AddFilter { .. } => Side::Host,
             Step::Sysctl { side, .. }
             | Step::LinkUp { side, .. }
             | Step::AddAddr { side, .. }
@@ -138,6 +146,26 @@ impl fmt::Display for Step {
                 write!(f, " arp off netns {}", netns.display())
             }
             Step::SetAlias { ifname, alias } => write!(f, "link set {ifname} alias {alias}"),
+            Step::AddFilter {
+                ifname,
+                mac,
+                ipv4,
+                ipv6,
+            } => {
+                write!(
+                    f,
+                    "nft add table netdev {} (ingress {ifname}: accept ether saddr {}",
+                    crate::nft::table_name(ifname),
+                    format_mac(mac)
+                )?;
+                if let Some(a) = ipv4 {
+                    write!(f, " ip saddr {a}")?;
+                }
+                if let Some(a) = ipv6 {
+                    write!(f, " ip6 saddr {a}")?;
+                }
+                f.write_str("; drop the rest)")
+            }
             Step::Sysctl {
                 family,
                 ifname,
@@ -226,6 +254,15 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             alias: naming::alias(&spec.key),
         },
     ];
+    if spec.paranoid {
+        // before anything can come up
+        steps.push(Step::AddFilter {
+            ifname: h.to_string(),
+            mac: container_mac,
+            ipv4: spec.ipv4.map(|p| p.container),
+            ipv6: spec.ipv6.map(|p| p.container),
+        });
+    }
     use Family::{V4, V6};
     use Side::{Container as C, Host as H};
 
@@ -428,6 +465,30 @@ container: link set lo up
             ),
             want
         );
+    }
+
+    #[test]
+    fn paranoid_filter_comes_right_after_the_link() {
+        let s = Settings {
+            ipv4: Some("198.51.100.2".into()),
+            paranoid: Some("true".into()),
+            ..Default::default()
+        };
+        let spec = Spec::new("/proc/42/ns/net".into(), "42", &s).unwrap();
+        let steps = plan_up(&spec);
+        assert!(matches!(steps[2], Step::AddFilter { ipv6: None, .. }));
+        let cm = format_mac(&naming::container_mac("42"));
+        assert_eq!(
+            steps[2].to_string(),
+            format!("host: nft add table netdev narwhal-nw-42 (ingress nw-42: accept ether saddr {cm} ip saddr 198.51.100.2; drop the rest)")
+        );
+        let without = Spec {
+            paranoid: false,
+            ..spec
+        };
+        assert!(!plan_up(&without)
+            .iter()
+            .any(|s| matches!(s, Step::AddFilter { .. })));
     }
 
     #[test]

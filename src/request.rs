@@ -30,6 +30,8 @@ pub struct Settings {
     pub mtu: Option<String>,
     /// `"true"` / `"false"` (annotations); the command-line flag gives `"true"`.
     pub forwarding: Option<String>,
+    /// `"true"` / `"false"`: the anti-spoofing filter (`--paranoid`).
+    pub paranoid: Option<String>,
 }
 
 /// A request to configure one container namespace.

@@ -35,6 +35,8 @@ pub struct Spec {
     pub ipv6: Option<Pair<Ipv6Addr>>,
     pub mtu: Option<u32>,
     pub forwarding: bool,
+    /// Install the anti-spoofing filter on the host interface.
+    pub paranoid: bool,
 }
 
 /// A validation failure: which setting, what value, why.
@@ -130,14 +132,10 @@ impl Spec {
             None => None,
             Some(m) => Some(parse_mtu(m, ipv6.is_some())?),
         };
-        let forwarding = match s.forwarding.as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(bad("forwarding value", other, "expected 'true' or 'false'"))
-            }
-        };
+        let forwarding = parse_bool("forwarding value", s.forwarding.as_deref())?;
+        let paranoid = parse_bool("paranoid value", s.paranoid.as_deref())?;
         Ok(Spec {
+            paranoid,
             netns,
             key: key.to_string(),
             host_if,
@@ -147,6 +145,14 @@ impl Spec {
             mtu,
             forwarding,
         })
+    }
+}
+
+fn parse_bool(what: &'static str, v: Option<&str>) -> Result<bool, SpecError> {
+    match v {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(bad(what, other, "expected 'true' or 'false'")),
     }
 }
 
@@ -382,6 +388,13 @@ mod tests {
                     ..settings(Some("198.51.100.2"), None)
                 },
                 "'true' or 'false'",
+            ),
+            (
+                Settings {
+                    paranoid: Some("yes".into()),
+                    ..settings(Some("198.51.100.2"), None)
+                },
+                "invalid paranoid value",
             ),
         ];
         for (s, want) in cases {

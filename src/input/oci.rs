@@ -145,7 +145,7 @@ pub const MAX_VALUE_BYTES: usize = 256;
 pub const ANNOTATION_PREFIX: &str = "narwhal.";
 
 /// Where each known annotation goes. The single list of known keys: adding
-/// an annotation (e.g. `narwhal.paranoid`, reserved) is one line here.
+/// an annotation is one line here.
 type Slot = fn(&mut Settings) -> &mut Option<String>;
 const ANNOTATIONS: &[(&str, Slot)] = &[
     ("narwhal.ipv4", |s| &mut s.ipv4),
@@ -156,6 +156,7 @@ const ANNOTATIONS: &[(&str, Slot)] = &[
     ("narwhal.host-interface", |s| &mut s.host_interface),
     ("narwhal.mtu", |s| &mut s.mtu),
     ("narwhal.forwarding", |s| &mut s.forwarding),
+    ("narwhal.paranoid", |s| &mut s.paranoid),
 ];
 
 /// Reads the OCI state from `stdin` (at most [`MAX_STATE_BYTES`]) and turns
@@ -166,8 +167,35 @@ const ANNOTATIONS: &[(&str, Slot)] = &[
 /// it from `state.status`: `creating`/`created` -> createRuntime,
 /// `stopped` -> poststop, `running` -> error.
 pub fn read_hook_input(stdin: impl Read, stage_arg: Option<&str>) -> Result<HookInput, OciError> {
-    let bytes = read_capped(stdin, MAX_STATE_BYTES).map_err(OciError::ReadStdin)?;
-    parse_state(&bytes, stage_arg)
+    parse_state(&read_state(stdin)?, stage_arg)
+}
+
+/// Read the state from stdin, at most [`MAX_STATE_BYTES`] (+1 to detect
+/// more).
+pub fn read_state(stdin: impl Read) -> Result<Vec<u8>, OciError> {
+    read_capped(stdin, MAX_STATE_BYTES).map_err(OciError::ReadStdin)
+}
+
+/// Best effort `"STAGE ID"` label for an error about `bytes`, so that even a
+/// state narwhal refuses is logged with the container it belongs to.
+pub fn label(bytes: &[u8], stage_arg: Option<&str>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+        status: Option<String>,
+    }
+    let s: Id = serde_json::from_slice(bytes).ok()?;
+    if s.id.is_empty() || s.id.len() > MAX_CONTAINER_ID_BYTES || s.id.chars().any(char::is_control)
+    {
+        return None;
+    }
+    let stage = match (stage_arg.map(parse_stage), s.status.as_deref()) {
+        (Some(Ok(st)), _) => st.to_string(),
+        (_, Some("creating" | "created")) => Stage::CreateRuntime.to_string(),
+        (_, Some("stopped")) => Stage::Poststop.to_string(),
+        _ => "hook".to_string(),
+    };
+    Some(format!("{stage} {}", s.id))
 }
 
 /// The parsing part of [`read_hook_input`], for tests and fuzzing.
@@ -567,6 +595,7 @@ mod tests {
                 host_interface: None,
                 mtu: Some("1400".into()),
                 forwarding: Some("true".into()),
+                paranoid: None,
             }
         );
     }
@@ -783,7 +812,8 @@ mod tests {
     #[test]
     fn unknown_annotation() {
         let known = "narwhal.ipv4, narwhal.ipv6, narwhal.host-ipv4, narwhal.host-ipv6, \
-                     narwhal.interface, narwhal.host-interface, narwhal.mtu, narwhal.forwarding";
+                     narwhal.interface, narwhal.host-interface, narwhal.mtu, narwhal.forwarding, \
+                     narwhal.paranoid";
         assert_eq!(
             err(
                 &state(
@@ -799,15 +829,6 @@ mod tests {
             err(&state("creating", &[("narwhal.ipv44", "10.0.0.2")]), None),
             format!("unknown annotation 'narwhal.ipv44' (known: {known})")
         );
-        // Reserved, not accepted yet.
-        assert!(err(
-            &state(
-                "creating",
-                &[("narwhal.ipv4", "10.0.0.2"), ("narwhal.paranoid", "true")]
-            ),
-            None
-        )
-        .starts_with("unknown annotation 'narwhal.paranoid'"));
         // Case-sensitive keys.
         assert!(
             err(&state("creating", &[("narwhal.IPv4", "10.0.0.2")]), None)
@@ -1103,6 +1124,7 @@ mod tests {
                 host_interface: Some("v-narwhal.host-interface".into()),
                 mtu: Some("v-narwhal.mtu".into()),
                 forwarding: Some("v-narwhal.forwarding".into()),
+                paranoid: Some("v-narwhal.paranoid".into()),
             }
         );
         // The first unknown key in sorted order is reported, deterministically.
