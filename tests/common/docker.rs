@@ -1,0 +1,392 @@
+//! Helpers for the end-to-end tests against a real Docker daemon: the
+//! test's private dockerd (tests/e2e/dockerd.sh), the test image, and
+//! containers removed on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{self, run, run_ok};
+
+/// The private daemon's socket (see tests/e2e/dockerd.sh).
+pub const SOCKET: &str = "/run/narwhal-test/docker.sock";
+/// The image every test container runs: busybox imported from
+/// `common::busybox_rootfs()`.
+pub const IMAGE: &str = "narwhal-test-busybox";
+/// The Docker client of the docker.io package (/usr/local/bin/docker is
+/// another one).
+pub const DOCKER: &str = "/usr/bin/docker";
+
+pub fn docker_host() -> String {
+    format!("unix://{SOCKET}")
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dockerd.sh")
+}
+
+fn dockerd_installed() -> bool {
+    ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+        && Path::new(DOCKER).exists()
+}
+
+/// Whether the Docker tests can run: dockerd and the docker client are
+/// installed. Skips visibly when they are not, unless
+/// NARWHAL_REQUIRE_PRIVILEGED=1 (CI), where that is a failure.
+pub fn available(test: &str) -> bool {
+    if dockerd_installed() {
+        return true;
+    }
+    if std::env::var("NARWHAL_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!(
+            "{test}: docker.io is not installed (/usr/sbin/dockerd, /usr/bin/docker), \
+             and NARWHAL_REQUIRE_PRIVILEGED=1 forbids skipping"
+        );
+    }
+    eprintln!("SKIPPED {test}: docker.io is not installed (/usr/sbin/dockerd, /usr/bin/docker)");
+    false
+}
+
+/// Make sure the private dockerd answers and the test image exists (once per
+/// test binary). Must be called before `common::private_host()`: the daemon
+/// keeps the network namespace it is started in.
+pub fn setup() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let same_netns = std::fs::read_link("/proc/thread-self/ns/net").unwrap()
+        == std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert!(
+        same_netns,
+        "docker::setup() must run before common::private_host()"
+    );
+    if let Err(e) = READY.get_or_init(start_and_import) {
+        panic!("{e}");
+    }
+}
+
+fn start_and_import() -> Result<(), String> {
+    let o = Command::new("sh")
+        .arg(script())
+        .arg("start")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {}: {e}", script().display()))?;
+    let said = String::from_utf8_lossy(&o.stdout);
+    if !o.status.success() || said.trim() != SOCKET {
+        return Err(format!(
+            "{} start failed ({}): {}{}",
+            script().display(),
+            o.status,
+            said,
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    let has_image = docker()
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if has_image.status.success() {
+        return Ok(());
+    }
+    let rootfs = common::busybox_rootfs();
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn tar: {e}"))?;
+    let import = docker()
+        .args(["import", "-", IMAGE])
+        .stdin(tar.stdout.take().unwrap())
+        .output()
+        .map_err(|e| format!("docker import: {e}"))?;
+    let tar_status = tar.wait().map_err(|e| e.to_string())?;
+    if !tar_status.success() || !import.status.success() {
+        return Err(format!(
+            "import of {IMAGE} from {} failed: tar {tar_status}, docker import {}: {}",
+            rootfs.display(),
+            import.status,
+            String::from_utf8_lossy(&import.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// The docker client, pointed at the private daemon.
+pub fn docker() -> Command {
+    let mut c = Command::new(DOCKER);
+    c.args(["-H", &docker_host()]);
+    c.stdin(Stdio::null());
+    c
+}
+
+/// The narwhal binary, pointed at the private daemon.
+pub fn narwhal() -> Command {
+    let mut c = common::narwhal();
+    c.env("DOCKER_HOST", docker_host());
+    c.stdin(Stdio::null());
+    c
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run `cmd`; it must succeed. Returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    run_ok(cmd)
+}
+
+/// Run `cmd`; it must fail with exit code 1 and exactly one line on stderr,
+/// `narwhal: ...`, which is returned. Nothing on stdout.
+pub fn fails(cmd: &mut Command) -> String {
+    let o = run(cmd);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{cmd:?} should fail with exit code 1: {o:?}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{cmd:?}: one line on stderr expected: {err}"
+    );
+    assert!(err.starts_with("narwhal: "), "{cmd:?}: {err}");
+    assert_eq!(stdout(&o), "", "{cmd:?}: nothing on stdout expected");
+    err.trim_end().to_string()
+}
+
+/// A container of the private daemon, started with `--net=none` and
+/// removed (`docker rm -f`) on drop, also when the test panics.
+pub struct Container {
+    pub name: String,
+    pub id: String,
+}
+
+impl Container {
+    /// `docker run -d --net=none --name NAME IMAGE sleep 1000`.
+    pub fn run() -> Container {
+        let mut c = Container {
+            name: format!("narwhal-test-{}", common::unique("")),
+            id: String::new(),
+        };
+        // the guard exists before the container does
+        let out = ok(docker()
+            .args(["run", "-d", "--net=none", "--name", &c.name])
+            .args([IMAGE, "sleep", "1000"]));
+        c.id = out.trim().to_string();
+        assert_eq!(c.id.len(), 64, "docker run printed {out:?}");
+        c
+    }
+
+    /// `docker inspect NAME`, parsed.
+    pub fn inspect(&self) -> Value {
+        let out = ok(docker().args(["inspect", &self.name]));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v[0].clone()
+    }
+
+    /// The host pid of the container's init process.
+    pub fn pid(&self) -> i64 {
+        let v = self.inspect();
+        assert_eq!(v["State"]["Running"], true, "{} is not running", self.name);
+        v["State"]["Pid"].as_i64().unwrap()
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// The host interface narwhal names for this container.
+    pub fn host_if(&self) -> String {
+        format!("nw-{}", self.short_id())
+    }
+
+    /// `docker exec NAME ARGS...`
+    pub fn exec(&self, args: &[&str]) -> Command {
+        let mut c = docker();
+        c.args(["exec", &self.name]).args(args);
+        c
+    }
+
+    /// A host program run in the container's network namespace (`nsenter
+    /// -n`), e.g. the host's iproute2, which speaks JSON.
+    pub fn nsenter(&self, prog: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-n", "-t", &self.pid().to_string(), "--", prog]);
+        c
+    }
+
+    /// `ip -j ARGS` in the container's network namespace, parsed.
+    pub fn ip_json(&self, args: &[&str]) -> Value {
+        let out = ok(self.nsenter("ip").arg("-j").args(args));
+        if out.trim().is_empty() {
+            return Value::Array(vec![]);
+        }
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {args:?}: {e}: {out}"))
+    }
+
+    /// The container namespace's network state, as `common::snapshot`.
+    pub fn snapshot(&self) -> String {
+        let mut s = String::new();
+        for args in [
+            &["-d", "link", "show"][..],
+            &["addr", "show"],
+            &["-4", "route", "show", "table", "all"],
+            &["-6", "route", "show", "table", "all"],
+            &["neigh", "show"],
+        ] {
+            let mut v = self.ip_json(args);
+            strip_volatile(&mut v);
+            s.push_str(&format!("{args:?}: {v}\n"));
+        }
+        s
+    }
+
+    /// A file under /proc/sys/net inside the container, as the container
+    /// sees it.
+    pub fn sysctl(&self, path: &str) -> String {
+        ok(&mut self.exec(&["cat", &format!("/proc/sys/net/{path}")]))
+            .trim()
+            .to_string()
+    }
+
+    /// `docker stop -t 0` (the container's `sleep` ignores SIGTERM as pid 1).
+    pub fn stop(&self) {
+        ok(docker().args(["stop", "-t", "0", &self.name]));
+        assert_eq!(self.inspect()["State"]["Running"], false);
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker()
+            .args(["rm", "-f", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Drop counters and timers (as `common::snapshot` does).
+fn strip_volatile(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for k in [
+                "stats64",
+                "stats",
+                "valid_life_time",
+                "preferred_life_time",
+                "used",
+                "confirmed",
+                "updated",
+                "probes",
+            ] {
+                m.remove(k);
+            }
+            for (_, x) in m.iter_mut() {
+                strip_volatile(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_volatile),
+        _ => {}
+    }
+}
+
+/// The link named `ifname` in the test thread's namespace (`ip -j -d link`).
+pub fn host_link(ifname: &str) -> Option<Value> {
+    find_link(&common::ip_json(None, &["-d", "link", "show"]), ifname)
+}
+
+/// The entry for `ifname` in an `ip -j link`/`ip -j addr` listing.
+pub fn find_link(list: &Value, ifname: &str) -> Option<Value> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ifname"] == ifname)
+        .cloned()
+}
+
+/// The `addr_info` entries of `link` of the given family ("inet", "inet6").
+pub fn addrs(link: &Value, family: &str) -> Vec<Value> {
+    link["addr_info"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["family"] == family)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `addrs` holds `local` with peer `peer`/`plen`.
+pub fn has_peer_addr(addrs: &[Value], local: &str, peer: &str, plen: u64) -> bool {
+    addrs
+        .iter()
+        .any(|a| a["local"] == local && a["address"] == peer && a["prefixlen"] == plen)
+}
+
+/// Call `f` until it returns Ok, at most `tries` times, pausing `pause`
+/// in between; the last error is the panic message. For waiting on a server
+/// to listen or the kernel to finish a namespace's teardown: a wait, not a
+/// timing assertion.
+pub fn retry<T>(
+    what: &str,
+    tries: u32,
+    pause: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    let mut last = String::new();
+    for _ in 0..tries {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(pause);
+    }
+    panic!(
+        "{what}: still failing after {tries} tries ({:?}): {last}",
+        start.elapsed()
+    );
+}
+
+/// A process started by the test (a server), killed by pid on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A directory under the target's tmp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(common::unique("docker-e2e-"));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
