@@ -148,14 +148,14 @@ impl<'a, H: NetOps, C: NetOps> Applier<'a, H, C> {
                 Ok(())
             }
             Step::SetAlias { ifname, alias } => self.host.set_alias(ifname, alias).await,
+            Step::DelStaleFilter { ifname } => self.host.del_filter(ifname).map(|_| ()),
             Step::AddFilter {
                 ifname,
                 mac,
                 ipv4,
                 ipv6,
             } => {
-                self.host
-                    .nft(&crate::nft::filter_ruleset(ifname, mac, *ipv4, *ipv6))?;
+                self.host.add_filter(ifname, mac, *ipv4, *ipv6)?;
                 undo.push(Undo::DelFilter {
                     ifname: ifname.clone(),
                 });
@@ -298,7 +298,7 @@ impl<'a, H: NetOps, C: NetOps> Applier<'a, H, C> {
         for u in undo.into_iter().rev() {
             let r = match &u {
                 Undo::DelLink { ifname } => self.host.del_link(ifname).await,
-                Undo::DelFilter { ifname } => self.host.nft(&crate::nft::delete_ruleset(ifname)),
+                Undo::DelFilter { ifname } => self.host.del_filter(ifname).map(|_| ()),
             };
             match r {
                 Ok(()) => done.push(u.to_string()),

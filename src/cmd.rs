@@ -55,25 +55,27 @@ pub fn up(a: UpArgs, log: &Log) -> Result<()> {
 
 /// `narwhal remove (CONTAINER | --pid PID | --netns PATH | --host-interface IFACE)`
 pub fn remove(a: RemoveArgs, log: &Log) -> Result<()> {
+    let mut gone = None;
     let (ifname, key) = if let Some(h) = a.host_interface {
         (spec::ifname("host interface name", &h)?, None)
     } else {
         let t = target(a.container, a.pid, a.netns)?;
         let key = match &t {
             Target::Docker(c) => {
-                match engine::docker_key(c).with_context(|| format!("remove {}", describe(&t)))? {
-                    Some(k) => k,
-                    None => {
-                        println!("nothing to remove: Docker container {c} is not running (its link ended with it)");
-                        return Ok(());
-                    }
+                let what = || format!("remove {}", describe(&t));
+                let (key, running) = engine::docker_key(c).with_context(what)?;
+                if !running {
+                    gone = Some(format!(
+                        "Docker container {c} is not running (its link ended with it)"
+                    ));
                 }
+                key
             }
             other => engine::resolve(other)?.key,
         };
         (naming::host_ifname(&key), Some(key))
     };
-    let removed = engine::down(&ifname, key.as_deref(), true)?;
+    let removed = engine::down(&ifname, key.as_deref())?;
     if removed.link {
         log.info(&format!("host: link del {ifname}"));
     }
@@ -83,6 +85,9 @@ pub fn remove(a: RemoveArgs, log: &Log) -> Result<()> {
             crate::nft::table_name(&ifname)
         ));
     }
-    println!("{removed}");
+    match gone {
+        Some(why) if !removed.link && !removed.filter => println!("nothing to remove: {why}"),
+        _ => println!("{removed}"),
+    }
     Ok(())
 }

@@ -115,8 +115,12 @@ pub enum DockerError {
     #[error("Docker daemon returned an invalid id '{id}' for container '{name}'")]
     BadId { name: String, id: String },
 
-    #[error("Docker container '{0}' is not running")]
-    NotRunning(String),
+    #[error("Docker container '{name}' is not running")]
+    NotRunning {
+        name: String,
+        /// The full id, so that teardown can still derive names.
+        id: String,
+    },
 }
 
 /// The first half of [`DockerError::Connect`]'s hint.
@@ -425,7 +429,10 @@ fn parse_container(name_or_id: &str, body: &[u8]) -> Result<Container, DockerErr
     }
     let pid = i32::try_from(inspect.state.pid).unwrap_or(0);
     if !inspect.state.running || pid <= 0 {
-        return Err(DockerError::NotRunning(name_or_id.to_owned()));
+        return Err(DockerError::NotRunning {
+            name: name_or_id.to_owned(),
+            id,
+        });
     }
     let name = inspect
         .name
@@ -590,7 +597,7 @@ mod tests {
             let err = run(http("200 OK", &inspect_json(running, pid)), "web-1")
                 .0
                 .unwrap_err();
-            assert!(matches!(err, DockerError::NotRunning(_)), "{err:?}");
+            assert!(matches!(err, DockerError::NotRunning { .. }), "{err:?}");
             assert_eq!(err.to_string(), "Docker container 'web-1' is not running");
         }
     }

@@ -66,7 +66,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// this run changed remains (the error carries the rollback report).
 pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<(), Error> {
     let ns = Arc::new(Netns::open(&spec.netns)?);
-    let steps = plan_up(spec);
+    let mut steps = plan_up(spec);
+    if !spec.paranoid && crate::nft::is_marked(&spec.host_if) {
+        let ifname = spec.host_if.clone();
+        steps.insert(0, Step::DelStaleFilter { ifname });
+    }
     runtime()?.block_on(async {
         let host = Nl::current().map_err(Error::kernel("open netlink socket (host)"))?;
         let container = Nl::open_in(ns.clone())?.map_err(Error::kernel(format!(
@@ -110,12 +114,12 @@ impl std::fmt::Display for Removed {
     }
 }
 
-/// Remove narwhal's host interface `ifname` and, with `filter`, its
-/// `--paranoid` filter table. With `key`, the link must be narwhal's link
+/// Remove narwhal's host interface `ifname` and its `--paranoid` filter
+/// table, if any. With `key`, the link must be narwhal's link
 /// for that key; without, any narwhal link. A missing link is success: the
 /// container may have stopped and taken it along. A link that is not
 /// narwhal's is refused, and then nothing is removed.
-pub fn down(ifname: &str, key: Option<&str>, filter: bool) -> Result<Removed, Error> {
+pub fn down(ifname: &str, key: Option<&str>) -> Result<Removed, Error> {
     let link = runtime()?.block_on(async {
         let host = Nl::current().map_err(Error::kernel("open netlink socket (host)"))?;
         let what = format!("look up {ifname} (host)");
@@ -146,11 +150,10 @@ pub fn down(ifname: &str, key: Option<&str>, filter: bool) -> Result<Removed, Er
         host.del_link(ifname).await.map_err(Error::kernel(what))?;
         Ok(true)
     })?;
-    let filter = filter
-        && crate::nft::delete_table(ifname).map_err(Error::kernel(format!(
-            "host: nft delete table netdev {}",
-            crate::nft::table_name(ifname)
-        )))?;
+    let table = crate::nft::table_name(ifname);
+    let filter = crate::nft::remove(ifname).map_err(Error::kernel(format!(
+        "host: nft delete table netdev {table}"
+    )))?;
     Ok(Removed {
         ifname: ifname.to_string(),
         link,
@@ -158,16 +161,19 @@ pub fn down(ifname: &str, key: Option<&str>, filter: bool) -> Result<Removed, Er
     })
 }
 
-/// For `remove CONTAINER`: the key of a Docker container. A stopped
-/// container has no namespace and so no link: `Ok(None)`.
-pub fn docker_key(name: &str) -> Result<Option<String>, Error> {
+/// For `remove CONTAINER`: the key of a Docker container, running or
+/// not (a stopped container's link is gone, but a `--paranoid` filter may
+/// remain). A removed container given by a full or short hex id still has
+/// its key.
+/// The flag says whether the container is running.
+pub fn docker_key(name: &str) -> Result<(String, bool), Error> {
     match docker::resolve(name) {
-        Ok(c) => Ok(Some(c.short_id().to_string())),
-        Err(DockerError::NotRunning(_)) => Ok(None),
+        Ok(c) => Ok((c.short_id().to_string(), true)),
+        Err(DockerError::NotRunning { id, .. }) => Ok((id.chars().take(12).collect(), false)),
         Err(DockerError::NotFound(_))
             if name.len() >= 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) =>
         {
-            Ok(Some(name[..12].to_string()))
+            Ok((name[..12].to_string(), false))
         }
         Err(e) => Err(e.into()),
     }

@@ -69,8 +69,7 @@ fn handle(input: HookInput, log: &Log) -> Result<()> {
                 Some(h) => spec::ifname("host interface name", h)?,
                 None => naming::host_ifname(id),
             };
-            let paranoid = req.settings.paranoid.as_deref() == Some("true");
-            let removed = engine::down(&ifname, Some(id), paranoid)?;
+            let removed = engine::down(&ifname, Some(id))?;
             if removed.link {
                 log.info(&format!("poststop {id}: host: link del {ifname}"));
             } else {

@@ -3,13 +3,22 @@
 //! `narwhal`), because runtimes such as crun and daemons such as conmon
 //! drop a hook's stderr. Nothing here reads the environment.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
 use std::path::Path;
+use std::time::Duration;
 
-use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+use syslog::{Facility, Formatter3164, LogFormat, Logger, LoggerBackend, Severity};
+
+/// How long one run may wait, in total, for a full syslog socket before it
+/// drops messages: a stalled syslog daemon must not stall container start.
+const SYSLOG_WAIT_BUDGET: Duration = Duration::from_millis(500);
+const SYSLOG_RETRY: Duration = Duration::from_millis(1);
 
 pub struct Log {
     syslog: Option<RefCell<Logger<LoggerBackend, Formatter3164>>>,
+    /// What is left of [`SYSLOG_WAIT_BUDGET`].
+    wait_left: Cell<Duration>,
     /// Print info lines (steps) on stderr too (`--trace`).
     pub trace: bool,
 }
@@ -29,6 +38,7 @@ impl Log {
         Log {
             syslog: None,
             trace,
+            wait_left: Cell::new(SYSLOG_WAIT_BUDGET),
         }
     }
 
@@ -36,7 +46,15 @@ impl Log {
     /// syslog is unreachable, say so once on stderr and go on.
     pub fn hook(socket: &Path) -> Log {
         let syslog = match syslog::unix_custom(formatter(), socket) {
-            Ok(l) => Some(RefCell::new(l)),
+            Ok(l) => {
+                // never block: see `send`
+                let _ = match &l.backend {
+                    LoggerBackend::Unix(s) => s.set_nonblocking(true),
+                    LoggerBackend::UnixStream(s) => s.get_ref().set_nonblocking(true),
+                    _ => Ok(()),
+                };
+                Some(RefCell::new(l))
+            }
             Err(e) => {
                 eprintln!("narwhal: warning: no syslog at {}: {e}", socket.display());
                 None
@@ -45,13 +63,14 @@ impl Log {
         Log {
             syslog,
             trace: false,
+            wait_left: Cell::new(SYSLOG_WAIT_BUDGET),
         }
     }
 
     /// A change or a result: syslog; stderr with `--trace`.
     pub fn info(&self, msg: &str) {
         if let Some(s) = &self.syslog {
-            let _ = s.borrow_mut().info(msg);
+            self.send(s, Severity::LOG_INFO, msg);
         }
         if self.trace {
             eprintln!("{msg}");
@@ -61,7 +80,7 @@ impl Log {
     /// Something was skipped or found odd, but the run goes on.
     pub fn warn(&self, msg: &str) {
         if let Some(s) = &self.syslog {
-            let _ = s.borrow_mut().warning(msg);
+            self.send(s, Severity::LOG_WARNING, msg);
         }
         eprintln!("narwhal: warning: {msg}");
     }
@@ -69,8 +88,40 @@ impl Log {
     /// The run failed: one line on stderr and in syslog.
     pub fn error(&self, msg: &str) {
         if let Some(s) = &self.syslog {
-            let _ = s.borrow_mut().err(msg);
+            self.send(s, Severity::LOG_ERR, msg);
         }
         eprintln!("narwhal: {msg}");
+    }
+
+    /// Send one message on the non-blocking socket; while the socket is
+    /// full, retry until this run's wait budget is spent, then drop.
+    fn send(
+        &self,
+        logger: &RefCell<Logger<LoggerBackend, Formatter3164>>,
+        sev: Severity,
+        msg: &str,
+    ) {
+        let mut l = logger.borrow_mut();
+        let mut buf = Vec::new();
+        if l.formatter.format(&mut buf, sev, msg).is_err() {
+            return;
+        }
+        loop {
+            let r = match &mut l.backend {
+                LoggerBackend::Unix(s) => s.send(&buf).map(|_| ()),
+                LoggerBackend::UnixStream(s) => s.write_all(&buf).and_then(|_| s.flush()),
+                _ => Ok(()),
+            };
+            match r {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock && !self.wait_left.get().is_zero() =>
+                {
+                    std::thread::sleep(SYSLOG_RETRY);
+                    self.wait_left
+                        .set(self.wait_left.get().saturating_sub(SYSLOG_RETRY));
+                }
+                _ => return,
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 
@@ -65,8 +65,16 @@ pub trait NetOps {
         dst: Option<IpAddr>,
         via: Option<IpAddr>,
     ) -> io::Result<()>;
-    /// Run an nftables script (one transaction).
-    fn nft(&self, script: &str) -> io::Result<()>;
+    /// Install the `--paranoid` filter on host interface `ifname`.
+    fn add_filter(
+        &self,
+        ifname: &str,
+        mac: &[u8; 6],
+        v4: Option<Ipv4Addr>,
+        v6: Option<Ipv6Addr>,
+    ) -> io::Result<()>;
+    /// Remove narwhal's filter of `ifname`; `Ok(false)`: there was none.
+    fn del_filter(&self, ifname: &str) -> io::Result<bool>;
     /// Write `/proc/sys/net/ipv{4,6}/conf/IFNAME/NAME`.
     fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()>;
 }
@@ -125,6 +133,15 @@ impl Nl {
                 index: RefCell::default(),
             }
         }))
+    }
+
+    /// Run `f` in this socket's namespace (on a throwaway thread when that
+    /// is not the caller's): `/proc/sys` and nftables act in the caller's.
+    fn in_ns<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+        match &self.netns {
+            None => f(),
+            Some(ns) => ns.run(f).map_err(|e| io::Error::other(e.to_string()))?,
+        }
     }
 
     async fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
@@ -355,22 +372,23 @@ impl NetOps for Nl {
             .await
     }
 
-    fn nft(&self, script: &str) -> io::Result<()> {
-        match &self.netns {
-            None => crate::nft::run(script),
-            Some(ns) => ns
-                .run(|| crate::nft::run(script))
-                .map_err(|e| io::Error::other(e.to_string()))?,
-        }
+    fn add_filter(
+        &self,
+        ifname: &str,
+        mac: &[u8; 6],
+        v4: Option<Ipv4Addr>,
+        v6: Option<Ipv6Addr>,
+    ) -> io::Result<()> {
+        self.in_ns(|| crate::nft::install(ifname, mac, v4, v6))
+    }
+
+    fn del_filter(&self, ifname: &str) -> io::Result<bool> {
+        self.in_ns(|| crate::nft::remove(ifname))
     }
 
     fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()> {
         let v = if family == Family::V4 { 4 } else { 6 };
         let path = format!("/proc/sys/net/ipv{v}/conf/{ifname}/{name}");
-        let write = || std::fs::write(&path, value);
-        match &self.netns {
-            None => write(),
-            Some(ns) => ns.run(write).map_err(|e| io::Error::other(e.to_string()))?,
-        }
+        self.in_ns(|| std::fs::write(&path, value))
     }
 }

@@ -71,14 +71,50 @@ pub fn delete_ruleset(ifname: &str) -> String {
     format!("add table netdev {t}\ndelete table netdev {t}\n")
 }
 
-/// Delete the filter table of `ifname`. `Ok(false)`: there was none (or
-/// libnftables is not installed, so narwhal cannot have made one).
-pub fn delete_table(ifname: &str) -> io::Result<bool> {
-    match run(&format!("delete table netdev {}\n", table_name(ifname))) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) if e.to_string().contains("No such file or directory") => Ok(false),
-        Err(e) => Err(e),
+/// Where narwhal notes which filters it made: one empty file per filter,
+/// named `<netns inode>-<ifname>`. A filter table outlives its interface
+/// (the container may stop without teardown) and would attach to the next
+/// interface of that name; the mark lets setup and teardown find such a
+/// table with one `stat` instead of loading libnftables every time. /run is
+/// emptied at boot, like the ruleset.
+pub const MARK_DIR: &str = "/run/narwhal/filters";
+
+fn mark(ifname: &str) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
+    Ok(std::path::Path::new(MARK_DIR).join(format!("{ns}-{ifname}")))
+}
+
+/// Whether narwhal made a filter for `ifname` in this thread's namespace
+/// that has not been removed.
+pub fn is_marked(ifname: &str) -> bool {
+    mark(ifname).is_ok_and(|m| m.exists())
+}
+
+/// Install the filter (mark first, so a crash never leaves an unmarked
+/// table).
+pub fn install(
+    ifname: &str,
+    mac: &[u8; 6],
+    v4: Option<Ipv4Addr>,
+    v6: Option<Ipv6Addr>,
+) -> io::Result<()> {
+    let m = mark(ifname)?;
+    std::fs::create_dir_all(MARK_DIR)?;
+    std::fs::write(&m, b"")?;
+    run(&filter_ruleset(ifname, mac, v4, v6))
+}
+
+/// Remove the filter of `ifname` if narwhal made one; `Ok(false)` if not.
+pub fn remove(ifname: &str) -> io::Result<bool> {
+    let m = mark(ifname)?;
+    if !m.exists() {
+        return Ok(false);
+    }
+    run(&delete_ruleset(ifname))?;
+    match std::fs::remove_file(&m) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(true),
     }
 }
 

@@ -62,6 +62,12 @@ pub enum Step {
         ipv4: Option<Ipv4Addr>,
         ipv6: Option<Ipv6Addr>,
     },
+    /// Remove a filter left by an earlier container of the same host
+    /// interface name (it would attach to the new interface). Not part of
+    /// any plan: the engine adds it when such a filter is marked.
+    DelStaleFilter {
+        ifname: String,
+    },
     /// `/proc/sys/net/ipv{4,6}/conf/IFNAME/NAME = VALUE`.
     Sysctl {
         side: Side,
@@ -101,7 +107,10 @@ pub enum Step {
 impl Step {
     pub fn side(&self) -> Side {
         match self {
-            Step::CreateVeth { .. } | Step::SetAlias { .. } | Step::AddFilter { .. } => Side::Host,
+            Step::CreateVeth { .. }
+            | Step::SetAlias { .. }
+            | Step::AddFilter { .. }
+            | Step::DelStaleFilter { .. } => Side::Host,
             Step::Sysctl { side, .. }
             | Step::LinkUp { side, .. }
             | Step::AddAddr { side, .. }
@@ -146,6 +155,11 @@ impl fmt::Display for Step {
                 write!(f, " arp off netns {}", netns.display())
             }
             Step::SetAlias { ifname, alias } => write!(f, "link set {ifname} alias {alias}"),
+            Step::DelStaleFilter { ifname } => write!(
+                f,
+                "nft delete table netdev {} (left by an earlier container)",
+                crate::nft::table_name(ifname)
+            ),
             Step::AddFilter {
                 ifname,
                 mac,
