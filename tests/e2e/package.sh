@@ -179,7 +179,7 @@ fi
 check "man page renders without groff warnings" \
     bash -c 'MANWIDTH=80 man --warnings -l "$1" 2>&1 >/dev/null | { ! grep .; }' _ "$MAN"
 for word in createRuntime poststop narwhal.ipv4 narwhal.ipv6 narwhal.host-ipv4 narwhal.host-ipv6 \
-    narwhal.interface narwhal.host-interface narwhal.mtu narwhal.forwarding \
+    narwhal.interface narwhal.host-interface narwhal.mtu narwhal.forwarding narwhal.paranoid \
     "EXIT STATUS" FILES EXAMPLES "$HOOKS_JSON" /dev/log --syslog-socket --host-interface "nw-KEY"; do
     # man hyphenates long words at line ends: search the page unbroken.
     check "man page mentions '$word'" \
