@@ -95,6 +95,10 @@ pub struct Nl {
     /// Set for a foreign namespace: `/proc/sys` writes must enter it.
     netns: Option<Arc<Netns>>,
     index: RefCell<HashMap<String, u32>>,
+    /// `/proc/sys/net` of this namespace, opened once: each absolute
+    /// `/proc/sys/net/...` lookup walks a list with one entry per network
+    /// namespace on the machine, which grows with the number of containers.
+    sysctl_dir: std::cell::OnceCell<std::os::fd::OwnedFd>,
 }
 
 fn kernel_err(e: rtnetlink::Error) -> io::Error {
@@ -114,6 +118,7 @@ impl Nl {
             handle,
             netns: None,
             index: RefCell::default(),
+            sysctl_dir: Default::default(),
         })
     }
 
@@ -131,13 +136,14 @@ impl Nl {
                 handle,
                 netns: Some(ns),
                 index: RefCell::default(),
+                sysctl_dir: Default::default(),
             }
         }))
     }
 
-    /// Run `f` in this socket's namespace (on a throwaway thread when that
-    /// is not the caller's): `/proc/sys` and nftables act in the caller's.
-    fn in_ns<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    /// Run `f` in this socket's namespace: `/proc/sys` and nftables act in
+    /// the calling thread's.
+    fn in_ns<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
         match &self.netns {
             None => f(),
             Some(ns) => ns.run(f).map_err(|e| io::Error::other(e.to_string()))?,
@@ -387,8 +393,26 @@ impl NetOps for Nl {
     }
 
     fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()> {
+        use nix::fcntl::{openat, OFlag};
+        use nix::sys::stat::Mode;
         let v = if family == Family::V4 { 4 } else { 6 };
-        let path = format!("/proc/sys/net/ipv{v}/conf/{ifname}/{name}");
-        self.in_ns(|| std::fs::write(&path, value))
+        let path = format!("ipv{v}/conf/{ifname}/{name}");
+        self.in_ns(|| {
+            let dir = match self.sysctl_dir.get() {
+                Some(d) => d,
+                None => {
+                    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                    let d = nix::fcntl::open("/proc/sys/net", flags, Mode::empty())?;
+                    self.sysctl_dir.get_or_init(|| d)
+                }
+            };
+            let fd = openat(
+                dir,
+                path.as_str(),
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            std::io::Write::write_all(&mut std::fs::File::from(fd), value.as_bytes())
+        })
     }
 }

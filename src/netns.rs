@@ -39,6 +39,8 @@ impl NetnsError {
 pub struct Netns {
     file: File,
     path: PathBuf,
+    /// The namespace of the thread that opened this handle.
+    home: File,
 }
 
 impl Netns {
@@ -60,15 +62,19 @@ impl Netns {
         if !is_netns {
             return Err(NetnsError::NotNetns { path: path.into() });
         }
+        let home = File::open("/proc/thread-self/ns/net").map_err(|source| NetnsError::Open {
+            path: "/proc/thread-self/ns/net".into(),
+            source,
+        })?;
+        let own = home.metadata().map_err(|source| NetnsError::Open {
+            path: "/proc/thread-self/ns/net".into(),
+            source,
+        })?;
         let ns = Netns {
             file,
             path: path.into(),
+            home,
         };
-        let own =
-            std::fs::metadata("/proc/thread-self/ns/net").map_err(|source| NetnsError::Open {
-                path: "/proc/thread-self/ns/net".into(),
-                source,
-            })?;
         let meta = ns.file.metadata().map_err(|source| NetnsError::Open {
             path: path.into(),
             source,
@@ -87,22 +93,23 @@ impl Netns {
         self.file.as_fd()
     }
 
-    /// Run `f` on a short-lived thread that has entered this namespace. The
-    /// thread exits afterwards, so no thread of ours is ever left in the
-    /// wrong namespace. Sockets opened by `f` stay in this namespace.
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
-                    NetnsError::Enter {
-                        path: self.path.clone(),
-                        source: e.into(),
-                    }
-                })?;
-                Ok(f())
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
+    /// Run `f` with the calling thread inside this namespace, then return
+    /// the thread to the namespace it was in when this handle was opened
+    /// (call it from that thread). Sockets opened by `f` stay in this
+    /// namespace; `/proc/sys/net` paths opened by `f` are this namespace's.
+    /// If the way back fails, the process aborts rather than go on in the
+    /// wrong namespace. (A thread per call would be cleaner, but costs a
+    /// context switch each time, which a busy host makes expensive.)
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
+        setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Enter {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+            eprintln!("narwhal: cannot return to the host network namespace: {e}");
+            std::process::abort();
+        }
+        r.map_err(|p| std::panic::resume_unwind(p))
     }
 }
