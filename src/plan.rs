@@ -304,54 +304,43 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         }
     }
 
+    // (container address, host address) per configured family, IPv4 first
+    let pairs: Vec<(IpAddr, IpAddr)> = spec
+        .ipv4
+        .map(|p| (p.container.into(), p.host.into()))
+        .into_iter()
+        .chain(spec.ipv6.map(|p| (p.container.into(), p.host.into())))
+        .collect();
+
     // container side
     let mut routes = Vec::new();
-    if let Some(p) = spec.ipv4 {
-        let (ctr, host) = (IpAddr::V4(p.container), IpAddr::V4(p.host));
+    for &(ctr, host) in &pairs {
+        let ifname = || c.to_string();
         steps.push(Step::AddAddr {
             side: C,
-            ifname: c.into(),
+            ifname: ifname(),
             local: ctr,
             peer: host,
             scope_link: false,
         });
         steps.push(Step::AddNeigh {
             side: C,
-            ifname: c.into(),
+            ifname: ifname(),
             ip: host,
             mac: host_mac,
         });
+        if host.is_ipv6() {
+            // IPv4 has this route already: the kernel adds one for a peer
+            routes.push(Step::AddRoute {
+                side: C,
+                ifname: ifname(),
+                dst: Some(host),
+                via: None,
+            });
+        }
         routes.push(Step::AddRoute {
             side: C,
-            ifname: c.into(),
-            dst: None,
-            via: Some(host),
-        });
-    }
-    if let Some(p) = spec.ipv6 {
-        let (ctr, host) = (IpAddr::V6(p.container), IpAddr::V6(p.host));
-        steps.push(Step::AddAddr {
-            side: C,
-            ifname: c.into(),
-            local: ctr,
-            peer: host,
-            scope_link: false,
-        });
-        steps.push(Step::AddNeigh {
-            side: C,
-            ifname: c.into(),
-            ip: host,
-            mac: host_mac,
-        });
-        routes.push(Step::AddRoute {
-            side: C,
-            ifname: c.into(),
-            dst: Some(host),
-            via: None,
-        });
-        routes.push(Step::AddRoute {
-            side: C,
-            ifname: c.into(),
+            ifname: ifname(),
             dst: None,
             via: Some(host),
         });
@@ -362,36 +351,20 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
     });
     steps.extend(routes);
 
-    // host side
-    if let Some(p) = spec.ipv4 {
-        let (ctr, host) = (IpAddr::V4(p.container), IpAddr::V4(p.host));
+    // host side; IPv6 derives an address's scope from the address itself
+    for &(ctr, host) in &pairs {
+        let ifname = || h.to_string();
+        let scope_link = host.is_ipv4();
         steps.push(Step::AddAddr {
             side: H,
-            ifname: h.into(),
+            ifname: ifname(),
             local: host,
             peer: ctr,
-            scope_link: true,
+            scope_link,
         });
         steps.push(Step::AddNeigh {
             side: H,
-            ifname: h.into(),
-            ip: ctr,
-            mac: container_mac,
-        });
-    }
-    if let Some(p) = spec.ipv6 {
-        let (ctr, host) = (IpAddr::V6(p.container), IpAddr::V6(p.host));
-        steps.push(Step::AddAddr {
-            side: H,
-            ifname: h.into(),
-            local: host,
-            peer: ctr,
-            // IPv6 derives the scope from the address (fe80::/10 is link)
-            scope_link: false,
-        });
-        steps.push(Step::AddNeigh {
-            side: H,
-            ifname: h.into(),
+            ifname: ifname(),
             ip: ctr,
             mac: container_mac,
         });

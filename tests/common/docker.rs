@@ -248,7 +248,7 @@ impl Container {
             &["neigh", "show"],
         ] {
             let mut v = self.ip_json(args);
-            strip_volatile(&mut v);
+            common::strip_volatile(&mut v);
             s.push_str(&format!("{args:?}: {v}\n"));
         }
         s
@@ -276,31 +276,6 @@ impl Drop for Container {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-    }
-}
-
-/// Drop counters and timers (as `common::snapshot` does).
-fn strip_volatile(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for k in [
-                "stats64",
-                "stats",
-                "valid_life_time",
-                "preferred_life_time",
-                "used",
-                "confirmed",
-                "updated",
-                "probes",
-            ] {
-                m.remove(k);
-            }
-            for (_, x) in m.iter_mut() {
-                strip_volatile(x);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_volatile),
-        _ => {}
     }
 }
 

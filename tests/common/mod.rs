@@ -146,7 +146,7 @@ pub fn snapshot(ns: Option<&NsProc>) -> String {
 }
 
 /// Drop counters and timers that change without anyone changing anything.
-fn strip_volatile(v: &mut serde_json::Value) {
+pub fn strip_volatile(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
             for k in [
