@@ -147,8 +147,12 @@ pub fn down(ifname: &str, key: Option<&str>) -> Result<Removed, Error> {
             _ => return not_ours("narwhal did not create it (no narwhal: alias)".into()),
         }
         let what = format!("host: link del {ifname}");
-        host.del_link(ifname).await.map_err(Error::kernel(what))?;
-        Ok(true)
+        match host.del_link(ifname).await {
+            Ok(()) => Ok(true),
+            // removed by a concurrent remove/poststop since the lookup
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(false),
+            Err(e) => Err(Error::kernel(what)(e)),
+        }
     })?;
     let table = crate::nft::table_name(ifname);
     let filter = crate::nft::remove(ifname).map_err(Error::kernel(format!(

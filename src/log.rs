@@ -10,6 +10,25 @@ use std::time::Duration;
 
 use syslog::{Facility, Formatter3164, LogFormat, Logger, LoggerBackend, Severity};
 
+/// `msg` with every control character escaped (`\n`, `\u{1b}`), so that a
+/// message stays one line and cannot drive the operator's terminal,
+/// whatever hostile value it quotes.
+pub fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
+    if !msg.chars().any(char::is_control) {
+        return msg.into();
+    }
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// How long one run may wait, in total, for a full syslog socket before it
 /// drops messages: a stalled syslog daemon must not stall container start.
 const SYSLOG_WAIT_BUDGET: Duration = Duration::from_millis(500);
@@ -69,6 +88,7 @@ impl Log {
 
     /// A change or a result: syslog; stderr with `--trace`.
     pub fn info(&self, msg: &str) {
+        let msg = &*one_line(msg);
         if let Some(s) = &self.syslog {
             self.send(s, Severity::LOG_INFO, msg);
         }
@@ -79,6 +99,7 @@ impl Log {
 
     /// Something was skipped or found odd, but the run goes on.
     pub fn warn(&self, msg: &str) {
+        let msg = &*one_line(msg);
         if let Some(s) = &self.syslog {
             self.send(s, Severity::LOG_WARNING, msg);
         }
@@ -87,6 +108,7 @@ impl Log {
 
     /// The run failed: one line on stderr and in syslog.
     pub fn error(&self, msg: &str) {
+        let msg = &*one_line(msg);
         if let Some(s) = &self.syslog {
             self.send(s, Severity::LOG_ERR, msg);
         }

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::libc;
@@ -47,10 +47,15 @@ impl Netns {
     /// Open `path` and check that it is a network namespace other than the
     /// one this thread is in.
     pub fn open(path: &Path) -> Result<Netns, NetnsError> {
-        let file = File::open(path).map_err(|source| NetnsError::Open {
-            path: path.into(),
-            source,
-        })?;
+        // O_NONBLOCK: a FIFO must not make us wait for a writer forever
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|source| NetnsError::Open {
+                path: path.into(),
+                source,
+            })?;
         let fd = file.as_raw_fd();
         // SAFETY: fstatfs/ioctl on an fd we own, with a properly sized buffer.
         let is_netns = unsafe {

@@ -68,7 +68,7 @@ pub enum OciError {
     EmptyState,
 
     #[error("invalid OCI state on stdin")]
-    InvalidState(#[source] serde_json::Error),
+    InvalidState(#[source] JsonError),
 
     #[error("unknown hook stage '{0}' (expected createRuntime or poststop)")]
     UnknownStage(String),
@@ -120,7 +120,7 @@ pub enum OciError {
     InvalidConfig {
         path: String,
         #[source]
-        source: serde_json::Error,
+        source: JsonError,
     },
 
     #[error("unknown annotation '{key}' (known: {known})")]
@@ -132,6 +132,19 @@ pub enum OciError {
     #[error("annotation '{0}' value contains a control character")]
     ValueControl(String),
 }
+
+/// A JSON syntax or type error. serde_json quotes input verbatim in its
+/// messages ("unknown variant `a<LF>b`"); this prints it one-line.
+#[derive(Debug)]
+pub struct JsonError(pub serde_json::Error);
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::log::one_line(&self.0.to_string()))
+    }
+}
+
+impl std::error::Error for JsonError {}
 
 /// The largest OCI state accepted on stdin.
 pub const MAX_STATE_BYTES: u64 = 1 << 20;
@@ -215,14 +228,16 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
 
     // serde's derived structs also accept a JSON array (fields by
     // position); the state is an object.
-    expect_object(bytes).map_err(OciError::InvalidState)?;
+    expect_object(bytes).map_err(|e| OciError::InvalidState(JsonError(e)))?;
     // Typed parse: syntax, types, and duplicates of the known top-level
     // fields (serde rejects a field given twice).
-    let state: State = serde_json::from_slice(bytes).map_err(OciError::InvalidState)?;
+    let state: State =
+        serde_json::from_slice(bytes).map_err(|e| OciError::InvalidState(JsonError(e)))?;
     // Second pass for what `State` cannot tell: whether `status` was given
     // at all (it defaults to stopped), and duplicate annotation keys (a
     // HashMap silently keeps the last one).
-    let extras: StateExtras = serde_json::from_slice(bytes).map_err(OciError::InvalidState)?;
+    let extras: StateExtras =
+        serde_json::from_slice(bytes).map_err(|e| OciError::InvalidState(JsonError(e)))?;
 
     let id = state.id();
     check_container_id(id)?;
@@ -385,7 +400,7 @@ fn bundle_annotations(id: &str, bundle: &Path) -> Result<HashMap<String, String>
         });
     }
     let path: PathBuf = bundle.join("config.json");
-    let bytes = std::fs::File::open(&path)
+    let bytes = open_regular(&path)
         .and_then(|f| read_capped(f, MAX_CONFIG_BYTES))
         .map_err(|source| OciError::ReadConfig {
             path: show_path(&path),
@@ -398,11 +413,25 @@ fn bundle_annotations(id: &str, bundle: &Path) -> Result<HashMap<String, String>
     }
     let config: BundleConfig = expect_object(&bytes)
         .and_then(|()| serde_json::from_slice(&bytes))
-        .map_err(|source| OciError::InvalidConfig {
+        .map_err(|e| OciError::InvalidConfig {
             path: show_path(&path),
-            source,
+            source: JsonError(e),
         })?;
     Ok(config.annotations.map(|NoDupMap(a)| a).unwrap_or_default())
+}
+
+/// Opens `path` for reading without blocking (a FIFO would wait for a
+/// writer forever) and refuses anything but a regular file.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
 }
 
 /// Refuses JSON documents that are not objects (before serde would take
