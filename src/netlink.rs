@@ -4,6 +4,21 @@
 //! Every request asks for an ACK; kernel errors come back as `io::Error`
 //! carrying the errno, so callers print the OS text. Links are addressed by
 //! name and looked up one at a time (never a dump), with the index cached.
+//!
+//! A verb returns when its effect is complete, not merely accepted: the
+//! kernel finishes two of them later, in work queues, which a loaded host
+//! can delay by tens of milliseconds, past narwhal's exit.
+//! - An IPv6 address (even `nodad`) gets its local route (and, if the link
+//!   is up by then, a route to its peer) only when the address work runs.
+//!   Until then nothing addressed to it is received. [`NetOps::add_addr`]
+//!   waits for the local route; as the plan adds addresses while the link
+//!   is down, the kernel's peer route is then never added (it needs the
+//!   link up), whatever the timing: the routes are always the same.
+//! - A carrier change (a veth end coming up turns the carrier on at both
+//!   ends) takes effect when the link-watch work runs: until then the link
+//!   drops what it should send, its operational state stays down and IPv6
+//!   has not seen it come up. [`NetOps::set_up`] has the kernel run that
+//!   work for both ends of the pair.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,6 +26,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
@@ -20,7 +36,9 @@ use netlink_packet_route::link::{
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
-use netlink_packet_route::route::{RouteMessage, RouteScope, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
@@ -49,8 +67,12 @@ pub trait NetOps {
     /// Look up one link by name (not a dump). `None`: no such link.
     async fn link(&self, name: &str) -> io::Result<Option<LinkState>>;
     async fn set_alias(&self, name: &str, alias: &str) -> io::Result<()>;
+    /// Set the link up or down. Up: returns once the carrier change this
+    /// causes has taken effect at both ends of a veth pair.
     async fn set_up(&self, name: &str, up: bool) -> io::Result<()>;
     async fn del_link(&self, name: &str) -> io::Result<()>;
+    /// Add `local peer PEER/{32,128}`, no duplicate address detection.
+    /// Returns once the kernel receives packets for `local` on `name`.
     async fn add_addr(
         &self,
         name: &str,
@@ -99,6 +121,46 @@ pub struct Nl {
     /// `/proc/sys/net/...` lookup walks a list with one entry per network
     /// namespace on the machine, which grows with the number of containers.
     sysctl_dir: std::cell::OnceCell<std::os::fd::OwnedFd>,
+}
+
+/// How long narwhal waits for the kernel to finish a change in its work
+/// queues (see the module documentation) before it gives up.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Ask `done` until it answers `Some`, pausing 50 µs, then twice as long
+/// each time up to 5 ms; after [`SETTLE_TIMEOUT`], fail naming `what`.
+async fn settle<T, F, Fut>(what: &str, mut done: F) -> io::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = io::Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if let Some(v) = done().await? {
+            return Ok(v);
+        }
+        if start.elapsed() >= SETTLE_TIMEOUT {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the kernel did not finish {what} within {} s",
+                    SETTLE_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        // Blocking is fine: this runtime runs nothing else meanwhile.
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// Carrier on, but the link-watch work has not run yet for the link: its
+/// operational state is still down (`RUNNING` follows the operational state,
+/// `LOWER_UP` the carrier).
+fn carrier_pending(l: &LinkMessage) -> bool {
+    let f = l.header.flags;
+    f.contains(LinkFlags::Up | LinkFlags::LowerUp) && !f.contains(LinkFlags::Running)
 }
 
 fn kernel_err(e: rtnetlink::Error) -> io::Error {
@@ -163,6 +225,86 @@ impl Nl {
             }
         }
         Ok(())
+    }
+
+    /// Send a request answered by messages (a get of one object, not a
+    /// dump) and collect them.
+    async fn query(&self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST;
+        let mut handle = self.handle.clone();
+        let mut replies = handle.request(req).map_err(kernel_err)?;
+        let mut out = Vec::new();
+        while let Some(reply) = replies.next().await {
+            match reply.payload {
+                NetlinkPayload::InnerMessage(m) => out.push(m),
+                NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// `RTM_GETLINK` of one link: by index, in the namespace that has id
+    /// `netnsid` here if given. Since Linux 6.8 this also runs the
+    /// link-watch work still pending for that link.
+    async fn get_link(&self, index: u32, netnsid: Option<i32>) -> io::Result<LinkMessage> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        if let Some(id) = netnsid {
+            m.attributes.push(LinkAttribute::IfNetnsId(id));
+        }
+        self.query(RouteNetlinkMessage::GetLink(m))
+            .await?
+            .into_iter()
+            .find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+            .ok_or_else(|| io::Error::from_raw_os_error(nix::libc::ENODEV))
+    }
+
+    /// Wait until no carrier change is pending for link `index` (see
+    /// [`carrier_pending`]); returns its last state.
+    async fn settle_link(
+        &self,
+        index: u32,
+        netnsid: Option<i32>,
+        what: &str,
+    ) -> io::Result<LinkMessage> {
+        settle(what, || async {
+            let l = self.get_link(index, netnsid).await?;
+            Ok((!carrier_pending(&l)).then_some(l))
+        })
+        .await
+    }
+
+    /// Whether the lookup of `addr` out of link `index` ends in the
+    /// kernel's local route for it: the address is in use.
+    async fn has_local_route(&self, index: u32, addr: Ipv6Addr) -> io::Result<bool> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet6;
+        m.header.destination_prefix_length = 128;
+        m.header.flags = RouteFlags::FibMatch;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet6(addr)));
+        m.attributes.push(RouteAttribute::Oif(index));
+        // an error: no route yet (ENETUNREACH), or one that refuses
+        let found = match self.query(RouteNetlinkMessage::GetRoute(m)).await {
+            Ok(replies) => replies.iter().any(|r| match r {
+                RouteNetlinkMessage::NewRoute(r) => {
+                    r.header.kind == RouteType::Local
+                        && r.attributes.contains(&RouteAttribute::Oif(index))
+                }
+                _ => false,
+            }),
+            Err(_) => false,
+        };
+        if !found {
+            // a link that is gone never gets there: fail with ENODEV now
+            self.get_link(index, None).await?;
+        }
+        Ok(found)
     }
 
     async fn index(&self, name: &str) -> io::Result<u32> {
@@ -279,7 +421,46 @@ impl NetOps for Nl {
             LinkFlags::empty()
         };
         m.header.change_mask = LinkFlags::Up;
-        self.ack(RouteNetlinkMessage::SetLink(m), 0).await
+        let index = m.header.index;
+        self.ack(RouteNetlinkMessage::SetLink(m), 0).await?;
+        if !up {
+            return Ok(());
+        }
+        // Up turns the carrier on at both ends of a veth pair whose other
+        // end is up; make the kernel finish that change at both ends.
+        let l = self
+            .settle_link(index, None, &format!("bringing {name} up"))
+            .await?;
+        if !l.header.flags.contains(LinkFlags::LowerUp) {
+            return Ok(()); // no carrier here: none at the peer either
+        }
+        // IFLA_LINK: the peer's index, in the namespace of IFLA_LINK_NETNSID
+        // if that is given (so it may equal `index`); absent without a peer
+        let peer = l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Link(p) => Some(*p),
+            _ => None,
+        });
+        let netnsid = l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkNetNsId(id) => Some(*id),
+            _ => None,
+        });
+        let Some(peer) = peer else {
+            return Ok(());
+        };
+        // A failed lookup is no failure of this step: this end is up. Only
+        // the other end of this pair is waited for (a kernel older than
+        // 4.15 ignores the namespace id and looks up `peer` here).
+        let what = format!("bringing up the carrier of {name}'s peer");
+        match self.get_link(peer, netnsid).await {
+            Ok(p)
+                if p.header.index == peer
+                    && p.attributes.contains(&LinkAttribute::Link(index))
+                    && carrier_pending(&p) =>
+            {
+                self.settle_link(peer, netnsid, &what).await.map(|_| ())
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn del_link(&self, name: &str) -> io::Result<()> {
@@ -309,11 +490,22 @@ impl NetOps for Nl {
         m.attributes.push(AddressAttribute::Address(peer));
         m.attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        let index = m.header.index;
         self.ack(
             RouteNetlinkMessage::NewAddress(m),
             NLM_F_CREATE | NLM_F_EXCL,
         )
-        .await
+        .await?;
+        match local {
+            // IPv4 installs its routes within the request
+            IpAddr::V4(_) => Ok(()),
+            IpAddr::V6(a) => {
+                settle("adding the address (its local route)", || async {
+                    Ok(self.has_local_route(index, a).await?.then_some(()))
+                })
+                .await
+            }
+        }
     }
 
     async fn add_neigh(&self, name: &str, ip: IpAddr, mac: &[u8; 6]) -> io::Result<()> {

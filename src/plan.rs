@@ -312,7 +312,11 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         .chain(spec.ipv6.map(|p| (p.container.into(), p.host.into())))
         .collect();
 
-    // container side
+    // container side. Addresses go on while the link is down: IPv6
+    // finishes adding one (its local route) in a work queue, which
+    // `NetOps::add_addr` waits for; with the link down by then, the kernel
+    // adds no route to the peer of its own, so the IPv6 peer routes below
+    // are the only ones, however the host's scheduling goes.
     let mut routes = Vec::new();
     for &(ctr, host) in &pairs {
         let ifname = || c.to_string();
