@@ -506,6 +506,60 @@ fn dual_stack_configures_both_sides_exactly() {
     assert_eq!(sysctl_if(None, 6, &h, "forwarding"), "0");
 }
 
+/// The link is complete when narwhal returns, not some time later: the
+/// kernel finishes IPv6 addresses and carrier changes in work queues, and
+/// narwhal waits for them. Read with dumps only (a single-link query would
+/// itself make the kernel finish pending carrier work), right after exit.
+#[test]
+fn complete_when_narwhal_returns() {
+    require_root!();
+    private_host();
+    for i in 0..20 {
+        let c = NsProc::new();
+        let ns = netns_arg(&c);
+        let (v4, v6) = (
+            format!("198.51.100.{}", 100 + i),
+            format!("2001:db8::{:x}", 0x100 + i),
+        );
+        ok(&nw(&["--netns", &ns, "-4", &v4, "-6", &v6]));
+        let h = host_if(&c);
+        let host_routes = ip_json(None, &["-6", "route", "show", "table", "all"]);
+        let ctr_routes = ip_json(Some(&c), &["-6", "route", "show", "table", "all"]);
+        let has = |rs: &Value, dst: &str, dev: &str, kind: Option<&str>, proto: &str| {
+            rs.as_array().unwrap().iter().any(|r| {
+                r["dst"] == dst
+                    && r["dev"] == dev
+                    && r["protocol"] == proto
+                    && kind.is_none_or(|k| r["type"] == k)
+            })
+        };
+        assert!(
+            has(&host_routes, HOST_V6, &h, Some("local"), "kernel"),
+            "host: no local route for {HOST_V6} on {h} when narwhal returned: {host_routes}"
+        );
+        assert!(
+            has(&ctr_routes, &v6, "eth0", Some("local"), "kernel"),
+            "container: no local route for {v6} when narwhal returned: {ctr_routes}"
+        );
+        assert!(
+            !has(&host_routes, &v6, &h, None, "kernel"),
+            "host: a kernel-made route to {v6} besides narwhal's: {host_routes}"
+        );
+        let up = |ns: Option<&NsProc>, dev: &str| {
+            ip_json(ns, &["link", "show"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["ifname"] == dev && l["operstate"] == "UP")
+        };
+        assert!(up(None, &h), "{h} not running when narwhal returned");
+        assert!(
+            up(Some(&c), "eth0"),
+            "eth0 not running when narwhal returned"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 2. single stack
 
