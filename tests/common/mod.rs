@@ -173,6 +173,11 @@ pub fn strip_volatile(v: &mut serde_json::Value) {
 /// A busybox rootfs (from Debian's busybox-static) for runtime tests,
 /// built once per target dir.
 pub fn busybox_rootfs() -> PathBuf {
+    // one builder per process (tests run on parallel threads); other test
+    // binaries may build at the same time: each builds in its own
+    // directory and the first rename wins
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs");
     if dir.join("bin/sh").exists() {
         return dir;
