@@ -36,6 +36,7 @@ pub fn filter_ruleset(
     mac: &[u8; 6],
     v4: Option<Ipv4Addr>,
     v6: Option<Ipv6Addr>,
+    egress: bool,
 ) -> String {
     let t = table_name(ifname);
     let mut s = String::new();
@@ -61,6 +62,24 @@ pub fn filter_ruleset(
         let _ = writeln!(s, "    ether type ip6 accept");
     }
     let _ = writeln!(s, "  }}");
+    if egress {
+        // what the host sends the container: only IPv4/IPv6 to its own
+        // addresses and MAC, nothing else (no broadcast, no other address
+        // routed onto this link by mistake)
+        let _ = writeln!(s, "  chain egress {{");
+        let _ = writeln!(
+            s,
+            "    type filter hook egress device \"{ifname}\" priority -500; policy drop;"
+        );
+        let _ = writeln!(s, "    ether daddr != {} drop", format_mac(mac));
+        if let Some(a) = v4 {
+            let _ = writeln!(s, "    ether type ip ip daddr {a} accept");
+        }
+        if let Some(a) = v6 {
+            let _ = writeln!(s, "    ether type ip6 ip6 daddr {a} accept");
+        }
+        let _ = writeln!(s, "  }}");
+    }
     let _ = writeln!(s, "}}");
     s
 }
@@ -102,7 +121,9 @@ pub fn install(
     let m = mark(ifname)?;
     std::fs::create_dir_all(MARK_DIR)?;
     std::fs::write(&m, b"")?;
-    run(&filter_ruleset(ifname, mac, v4, v6))
+    // the egress hook needs Linux 5.16; older kernels get ingress only
+    run(&filter_ruleset(ifname, mac, v4, v6, true))
+        .or_else(|_| run(&filter_ruleset(ifname, mac, v4, v6, false)))
 }
 
 /// Remove the filter of `ifname` if narwhal made one; `Ok(false)` if not.
@@ -195,6 +216,7 @@ mod tests {
             &[2, 0, 0, 0, 0, 2],
             Some("198.51.100.2".parse().unwrap()),
             None,
+            true,
         );
         assert!(r.contains("hook ingress device \"nw-x\""));
         assert!(r.contains("policy drop"));
@@ -209,8 +231,12 @@ mod tests {
             &[2, 0, 0, 0, 0, 2],
             None,
             Some("2001:db8::2".parse().unwrap()),
+            false,
         );
         assert!(r6.contains("ip6 saddr != 2001:db8::2 drop"));
+        assert!(!r6.contains("egress"));
+        assert!(r.contains("hook egress device \"nw-x\""));
+        assert!(r.contains("ip daddr 198.51.100.2 accept"));
         assert!(!r6.contains("nd-router-advert"));
         assert!(!r6.contains("ether type ip accept"));
     }

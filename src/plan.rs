@@ -178,7 +178,7 @@ impl fmt::Display for Step {
                 if let Some(a) = ipv6 {
                     write!(f, " ip6 saddr {a}")?;
                 }
-                f.write_str("; drop the rest)")
+                f.write_str("; drop the rest; egress: only to those addresses and MAC)")
             }
             Step::Sysctl {
                 family,
@@ -471,7 +471,7 @@ container: link set lo up
         let cm = format_mac(&naming::container_mac("42"));
         assert_eq!(
             steps[2].to_string(),
-            format!("host: nft add table netdev narwhal-nw-42 (ingress nw-42: accept ether saddr {cm} ip saddr 198.51.100.2; drop the rest)")
+            format!("host: nft add table netdev narwhal-nw-42 (ingress nw-42: accept ether saddr {cm} ip saddr 198.51.100.2; drop the rest; egress: only to those addresses and MAC)")
         );
         let without = Spec {
             paranoid: false,

@@ -863,6 +863,44 @@ fn no_layer2_path(paranoid: bool) {
     }
 }
 
+/// With `--paranoid`, what the host sends down a container's link is only
+/// IPv4/IPv6 to that container's own addresses (egress chain): a packet
+/// for another address routed onto the link by mistake never reaches it.
+/// Without it, such a packet arrives (the control case).
+fn host_egress(paranoid: bool) -> (usize, usize) {
+    let lab = Lab::new(paranoid);
+    for (fam, dst) in [("-4", "203.0.113.77/32"), ("-6", "2001:db8:77::77/128")] {
+        run_ok(Command::new("ip").args([fam, "route", "add", dst, "dev", &lab.a_if]));
+    }
+    let sniffer =
+        in_netns(Some(lab.a.pid()), || PacketSocket::open("eth0", true)).expect("sniffer on A");
+    let (stray, legit) = (marker("egress-stray"), marker("egress-legit"));
+    let v4 = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let v6 = std::net::UdpSocket::bind("[::]:0").unwrap();
+    v4.send_to(&stray, "203.0.113.77:47999").unwrap();
+    v6.send_to(&stray, "[2001:db8:77::77]:47999").unwrap();
+    v4.send_to(&legit, (A4, 47999)).unwrap();
+    v6.send_to(&legit, (A6, 47999)).unwrap();
+    let frames = sniffer.drain(Duration::from_millis(300));
+    (count(&frames, &stray), count(&frames, &legit))
+}
+
+#[test]
+fn paranoid_egress_sends_the_container_only_its_own_traffic() {
+    require_root!();
+    assert_eq!(host_egress(true), (0, 2), "(stray, legit) frames seen by A");
+}
+
+#[test]
+fn without_paranoid_stray_traffic_reaches_the_container() {
+    require_root!();
+    assert_eq!(
+        host_egress(false),
+        (2, 2),
+        "(stray, legit) frames seen by A"
+    );
+}
+
 #[test]
 fn no_layer2_path_between_containers() {
     require_root!();
@@ -882,7 +920,8 @@ fn table_of(ifname: &str) -> (String, String) {
     ("netdev".to_string(), format!("narwhal-{ifname}"))
 }
 
-/// The table's one chain: ingress hook on `ifname`, policy drop.
+/// The table's chains: ingress (what the container sends) and, on this
+/// kernel, egress (what it is sent), both on `ifname`, policy drop.
 fn assert_filter_on(ifname: &str, mac: &str) {
     let t = nft_table("netdev", &format!("narwhal-{ifname}"));
     let chains: Vec<_> = t["nftables"]
@@ -891,9 +930,16 @@ fn assert_filter_on(ifname: &str, mac: &str) {
         .iter()
         .filter_map(|o| o.get("chain"))
         .collect();
-    assert_eq!(chains.len(), 1, "{t}");
-    let c = chains[0];
-    assert_eq!(c["hook"], "ingress", "{t}");
+    assert_eq!(chains.len(), 2, "{t}");
+    let egress = chains
+        .iter()
+        .find(|c| c["hook"] == "egress")
+        .expect("an egress chain");
+    assert_eq!(egress["policy"], "drop", "{t}");
+    let c = chains
+        .iter()
+        .find(|c| c["hook"] == "ingress")
+        .expect("an ingress chain");
     assert_eq!(c["policy"], "drop", "{t}");
     // nftables 1.0.6 leaves the device out of the JSON chain; newer
     // versions have "dev". Fall back to the listing's hook line.
