@@ -352,7 +352,7 @@ fn annotations_section(r: &mut Roff) {
         ("narwhal.host-interface", "IFACE", "The name of the host end. It is read at both stages, so poststop finds the link by it. Default: nw-KEY with KEY the OCI container id, see HOST INTERFACE NAME."),
         ("narwhal.mtu", "SIZE", "The MTU of both ends, 68 to 65535, at least 1280 with IPv6. Default: the kernel's default for veth (1500)."),
         ("narwhal.forwarding", "true|false", "Enable IPv4 and IPv6 forwarding on the host end (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding), for containers that route further networks. Default: false."),
-        ("narwhal.paranoid", "true|false", "Install the anti-spoofing filter: an nftables netdev table narwhal-IFACE on ingress of the host end that accepts only IPv4/IPv6 from the container's MAC address with its own source addresses and drops everything else (ARP, other ethertypes, forged sources, router advertisements, redirects). Removed with the link. Default: false."),
+        ("narwhal.paranoid", "true|false", "Install the anti-spoofing filter: an nftables netdev table narwhal-IFACE on the host end whose ingress chain accepts only IPv4/IPv6 from the container's MAC address with its own source addresses and drops everything else (ARP, other ethertypes, forged sources, router advertisements, redirects), and whose egress chain (Linux 5.16 and later) passes only IPv4/IPv6 to the container's own addresses and MAC. Removed with the link. Default: false."),
     ];
     for (key, val, text) in a {
         item(r, vec![bold(*key), roman("="), italic(*val)], text);
