@@ -179,19 +179,7 @@ pub fn host_state() -> String {
     s
 }
 
-/// The first line where two snapshots differ, for readable failures.
-pub fn first_difference(a: &str, b: &str) -> String {
-    for (x, y) in a.lines().zip(b.lines()) {
-        if x != y {
-            return format!("before: {x}\n after: {y}");
-        }
-    }
-    format!(
-        "line counts differ: {} vs {}",
-        a.lines().count(),
-        b.lines().count()
-    )
-}
+pub use crate::common::first_difference;
 
 /// Names of the links in a namespace (the thread's own with `None`).
 pub fn link_names(ns: Option<&NsProc>) -> Vec<String> {

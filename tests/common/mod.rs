@@ -145,6 +145,20 @@ pub fn snapshot(ns: Option<&NsProc>) -> String {
     s
 }
 
+/// The first line where two snapshots differ, for readable failures.
+pub fn first_difference(a: &str, b: &str) -> String {
+    for (x, y) in a.lines().zip(b.lines()) {
+        if x != y {
+            return format!("before: {x}\n after: {y}");
+        }
+    }
+    format!(
+        "line counts differ: {} vs {}",
+        a.lines().count(),
+        b.lines().count()
+    )
+}
+
 /// Drop counters and timers that change without anyone changing anything.
 pub fn strip_volatile(v: &mut serde_json::Value) {
     match v {

@@ -561,19 +561,7 @@ pub fn host_state() -> String {
     s
 }
 
-/// The first line where two snapshots differ, for readable failures.
-pub fn first_difference(a: &str, b: &str) -> String {
-    for (x, y) in a.lines().zip(b.lines()) {
-        if x != y {
-            return format!("before: {x}\n after: {y}");
-        }
-    }
-    format!(
-        "line counts differ: {} vs {}",
-        a.lines().count(),
-        b.lines().count()
-    )
-}
+pub use crate::common::first_difference;
 
 /// A syslog socket of our own for hook mode (`--syslog-socket`). A
 /// thread reads it all the time: a private namespace queues only 10
