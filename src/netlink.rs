@@ -174,33 +174,28 @@ impl Nl {
     /// A socket in this thread's namespace. Must be called inside a tokio
     /// runtime; the connection task is spawned on it.
     pub fn current() -> io::Result<Nl> {
-        let (conn, handle, _) = rtnetlink::new_connection()?;
-        tokio::spawn(conn);
-        Ok(Nl {
-            handle,
-            netns: None,
-            index: RefCell::default(),
-            sysctl_dir: Default::default(),
-        })
+        Ok(Self::start(rtnetlink::new_connection()?, None))
     }
 
-    /// A socket inside `ns`: opened by a thread that entered `ns`; the
+    /// A socket inside `ns`, opened while this thread is in `ns`; the
     /// socket keeps that namespace for its whole life.
     pub fn open_in(ns: Arc<Netns>) -> Result<io::Result<Nl>, NetnsError> {
-        let rt = tokio::runtime::Handle::current();
-        let opened = ns.run(|| {
-            let _guard = rt.enter();
-            rtnetlink::new_connection()
-        })?;
-        Ok(opened.map(|(conn, handle, _)| {
-            tokio::spawn(conn);
-            Nl {
-                handle,
-                netns: Some(ns),
-                index: RefCell::default(),
-                sysctl_dir: Default::default(),
-            }
-        }))
+        let opened = ns.run(rtnetlink::new_connection)?;
+        Ok(opened.map(|c| Self::start(c, Some(ns))))
+    }
+
+    /// Spawn the connection task on this thread's runtime.
+    fn start<M>(
+        (conn, handle, _): (rtnetlink::proto::Connection<RouteNetlinkMessage>, Handle, M),
+        netns: Option<Arc<Netns>>,
+    ) -> Nl {
+        tokio::spawn(conn);
+        Nl {
+            handle,
+            netns,
+            index: RefCell::default(),
+            sysctl_dir: Default::default(),
+        }
     }
 
     /// Run `f` in this socket's namespace: `/proc/sys` and nftables act in
