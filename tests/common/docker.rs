@@ -239,19 +239,7 @@ impl Container {
 
     /// The container namespace's network state, as `common::snapshot`.
     pub fn snapshot(&self) -> String {
-        let mut s = String::new();
-        for args in [
-            &["-d", "link", "show"][..],
-            &["addr", "show"],
-            &["-4", "route", "show", "table", "all"],
-            &["-6", "route", "show", "table", "all"],
-            &["neigh", "show"],
-        ] {
-            let mut v = self.ip_json(args);
-            common::strip_volatile(&mut v);
-            s.push_str(&format!("{args:?}: {v}\n"));
-        }
-        s
+        common::snapshot_with(|args| self.ip_json(args))
     }
 
     /// A file under /proc/sys/net inside the container, as the container

@@ -130,6 +130,11 @@ pub fn ip_json(ns: Option<&NsProc>, args: &[&str]) -> serde_json::Value {
 /// Everything observable about a namespace's network state, for
 /// before/after comparisons (links, addresses, routes, neighbours).
 pub fn snapshot(ns: Option<&NsProc>) -> String {
+    snapshot_with(|args| ip_json(ns, args))
+}
+
+/// [`snapshot`] with another way to run `ip -j ARGS` (e.g. via nsenter).
+pub fn snapshot_with(ip_json: impl Fn(&[&str]) -> serde_json::Value) -> String {
     let mut s = String::new();
     for args in [
         &["-d", "link", "show"][..],
@@ -138,7 +143,7 @@ pub fn snapshot(ns: Option<&NsProc>) -> String {
         &["-6", "route", "show", "table", "all"],
         &["neigh", "show"],
     ] {
-        let mut v = ip_json(ns, args);
+        let mut v = ip_json(args);
         strip_volatile(&mut v);
         s.push_str(&format!("{args:?}: {v}\n"));
     }
