@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --example gen-assets -- OUTDIR
+//! cargo run --example gen-assets -- --settings-table   # README's table
 //! ```
 //!
 //! writes `OUTDIR/narwhal.8` and `OUTDIR/completions/{narwhal.bash,_narwhal,narwhal.fish}`.
@@ -39,9 +40,13 @@ narwhal must run as root (CAP_NET_ADMIN and CAP_SYS_ADMIN in the initial namespa
 fn main() {
     let mut args = std::env::args_os().skip(1);
     let (Some(out), None) = (args.next(), args.next()) else {
-        eprintln!("usage: cargo run --example gen-assets -- OUTDIR");
+        eprintln!("usage: cargo run --example gen-assets -- (OUTDIR | --settings-table)");
         std::process::exit(2);
     };
+    if out == "--settings-table" {
+        print!("{}", narwhal::settings::markdown_table());
+        return;
+    }
     let out = PathBuf::from(out);
     if let Err(e) = generate(&out) {
         eprintln!("gen-assets: {}: {e}", out.display());
@@ -343,19 +348,13 @@ fn annotations_section(r: &mut Roff) {
          characters. An unknown annotation starting with \"narwhal.\" is an error, so that a typo \
          never starts a container without its network.",
     )]);
-    let a: &[(&str, &str, &str)] = &[
-        ("narwhal.ipv4", "IPV4", "The container's IPv4 address, bare, without a prefix length (e.g. 198.51.100.7). At least one of narwhal.ipv4 and narwhal.ipv6 is required; without either, narwhal leaves the container alone. Default: no IPv4."),
-        ("narwhal.ipv6", "IPV6", "The container's IPv6 address, bare, without a prefix length or zone (e.g. 2001:db8::7). Default: no IPv6, and IPv6 is disabled on both ends."),
-        ("narwhal.host-ipv4", "IPV4", "The host end's IPv4 address, the container's IPv4 gateway. Only with narwhal.ipv4. Default: 169.254.0.1."),
-        ("narwhal.host-ipv6", "IPV6", "The host end's IPv6 address, the container's IPv6 gateway. Only with narwhal.ipv6. Default: fe80::1."),
-        ("narwhal.interface", "IFACE", "The name of the container end. Default: eth0."),
-        ("narwhal.host-interface", "IFACE", "The name of the host end. It is read at both stages, so poststop finds the link by it. Default: nw-KEY with KEY the OCI container id, see HOST INTERFACE NAME."),
-        ("narwhal.mtu", "SIZE", "The MTU of both ends, 68 to 65535, at least 1280 with IPv6. Default: the kernel's default for veth (1500)."),
-        ("narwhal.forwarding", "true|false", "Enable IPv4 and IPv6 forwarding on the host end (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding), for containers that route further networks. Default: false."),
-        ("narwhal.paranoid", "true|false", "Install the anti-spoofing filter: an nftables netdev table narwhal-IFACE on the host end whose ingress chain accepts only IPv4/IPv6 from the container's MAC address with its own source addresses and drops everything else (ARP, other ethertypes, forged sources, router advertisements, redirects), and whose egress chain (Linux 5.16 and later) passes only IPv4/IPv6 to the container's own addresses and MAC. Removed with the link. Default: false."),
-    ];
-    for (key, val, text) in a {
-        item(r, vec![bold(*key), roman("="), italic(*val)], text);
+    for s in narwhal::settings::SCHEMA {
+        let key = s.annotation();
+        item(
+            r,
+            vec![bold(key.as_str()), roman("="), italic(s.kind.value_name())],
+            s.doc,
+        );
     }
 }
 
@@ -405,7 +404,7 @@ fn examples_section(r: &mut Roff) {
         "Configure a named network namespace, printing every change:",
         &[
             "ip netns add blue",
-            "narwhal --trace --netns /run/netns/blue -4 203.0.113.7",
+            "narwhal --trace --netns /run/netns/blue -4 198.51.100.7",
             "narwhal remove --netns /run/netns/blue",
         ],
     );

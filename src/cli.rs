@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+
+use crate::settings::{self, Kind, Setting, Settings};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -14,7 +16,7 @@ Examples:
   narwhal -4 198.51.100.2 -6 2001:db8::2 web
   narwhal remove web
 
-  narwhal --netns /run/netns/blue -4 203.0.113.7
+  narwhal --netns /run/netns/blue -4 198.51.100.7
   narwhal remove --netns /run/netns/blue
 
 The host interface is named nw-KEY, where KEY is the Docker short id, the
@@ -38,71 +40,114 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub up: UpArgs,
+    /// Print every kernel change as it is made
+    #[arg(long, global = true)]
+    pub trace: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Remove narwhal's host interface of a container (and with it the container's end)
     Remove(RemoveArgs),
+    /// Compare a container's link with what narwhal sets up; with --repair, restore what is missing
+    Check(CheckArgs),
+    /// List narwhal's links on this host
+    List(ListArgs),
     /// Run as an OCI runtime hook: read the container state on stdin
     Hook(HookArgs),
 }
 
+/// The container to act on: exactly one of these.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("target").required(true).multiple(false).args(["container", "pid", "netns"])))]
-#[command(group(ArgGroup::new("address").required(true).multiple(true).args(["ipv4", "ipv6"])))]
-pub struct UpArgs {
+pub struct TargetArgs {
     /// Docker container id or name (started with --net=none)
     #[arg(value_name = "CONTAINER")]
     pub container: Option<String>,
-    /// Configure the network namespace of process PID
+    /// The network namespace of process PID
     #[arg(long, value_name = "PID")]
     pub pid: Option<String>,
-    /// Configure the network namespace file PATH, e.g. /run/netns/NAME
+    /// The network namespace file PATH, e.g. /run/netns/NAME
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
-    /// Container IPv4 address
-    #[arg(short = '4', long, value_name = "IPV4")]
-    pub ipv4: Option<String>,
-    /// Container IPv6 address
-    #[arg(short = '6', long, value_name = "IPV6")]
-    pub ipv6: Option<String>,
-    /// Enable packet forwarding on the host interface
-    #[arg(long)]
-    pub forwarding: bool,
-    /// Accept only IPv4/IPv6 from the container's own MAC and addresses (nftables filter on the host interface)
-    #[arg(long)]
-    pub paranoid: bool,
-    /// Host IPv4 address [default: 169.254.0.1]
-    #[arg(long, value_name = "IPV4")]
-    pub host_ipv4: Option<String>,
-    /// Host IPv6 address [default: fe80::1]
-    #[arg(long, value_name = "IPV6")]
-    pub host_ipv6: Option<String>,
-    /// Container interface name [default: eth0]
-    #[arg(short = 'i', long, value_name = "IFACE")]
-    pub interface: Option<String>,
-    /// Host interface name [default: nw-KEY, see below]
-    #[arg(long, value_name = "IFACE")]
-    pub host_interface: Option<String>,
-    /// Maximum transmission unit of both ends
-    #[arg(long, value_name = "SIZE")]
-    pub mtu: Option<String>,
+}
+
+/// Every per-container setting, made from [`settings::SCHEMA`]: one flag
+/// per setting (`--NAME`), the same names as the `narwhal.NAME`
+/// annotations and CNI netconf keys.
+#[derive(Debug, Clone, Default)]
+pub struct SettingArgs(pub Settings);
+
+fn setting_arg(s: &'static Setting) -> Arg {
+    let help = match (s.default, s.kind) {
+        (Some("false"), Kind::Bool) => s.help.to_string(),
+        (Some(d), _) => format!("{} [default: {d}]", s.help),
+        (None, _) => s.help.to_string(),
+    };
+    let mut a = Arg::new(s.name).long(s.name).help(help);
+    if let Some(c) = s.short {
+        a = a.short(c);
+    }
+    match s.kind {
+        Kind::Bool => a.action(ArgAction::SetTrue),
+        k => a.value_name(k.value_name()).action(ArgAction::Set),
+    }
+}
+
+impl FromArgMatches for SettingArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut out = Settings::default();
+        for s in settings::SCHEMA {
+            match s.kind {
+                Kind::Bool if m.get_flag(s.name) => s.set(&mut out, "true".into()),
+                Kind::Bool => {}
+                _ => {
+                    if let Some(v) = m.get_one::<String>(s.name) {
+                        s.set(&mut out, v.clone());
+                    }
+                }
+            }
+        }
+        Ok(SettingArgs(out))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for SettingArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        settings::SCHEMA
+            .iter()
+            .fold(cmd, |c, s| c.arg(setting_arg(s)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("address").required(true).multiple(true).args(["ipv4", "ipv6"])))]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub settings: SettingArgs,
     /// Accepted for compatibility; narwhal needs no temporary interface
     #[arg(long, value_name = "IFACE", hide_short_help = true)]
     pub temp_interface: Option<String>,
     /// Accepted for compatibility; narwhal needs no temporary namespace
     #[arg(long, value_name = "NS", hide_short_help = true)]
     pub temp_namespace: Option<String>,
-    /// Print every kernel change as it is made
-    #[arg(long)]
-    pub trace: bool,
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("target").required(true).multiple(false).args(["container", "pid", "netns", "host_interface"])))]
+#[command(group(ArgGroup::new("what").required(true).multiple(false).args(["container", "pid", "netns", "host_interface", "oci_id"])))]
 pub struct RemoveArgs {
-    /// Docker container id or name
+    /// Docker container id or name (also after `docker rm`: name, id or short id)
     #[arg(value_name = "CONTAINER")]
     pub container: Option<String>,
     /// The container whose init process is PID
@@ -114,9 +159,31 @@ pub struct RemoveArgs {
     /// Remove this host interface (it must be narwhal's)
     #[arg(long, value_name = "IFACE")]
     pub host_interface: Option<String>,
-    /// Print every kernel change as it is made
+    /// The container with this OCI container id (set up by the hook)
+    #[arg(long = "oci-id", value_name = "ID")]
+    pub oci_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The key of a container set up by the hook or CNI (its OCI container id)
+    #[arg(long = "oci-id", value_name = "ID")]
+    pub oci_id: Option<String>,
+    /// The settings it was set up with; addresses not given are read from the host interface
+    #[command(flatten)]
+    pub settings: SettingArgs,
+    /// Restore what is missing or wrong, leaving the rest untouched
     #[arg(long)]
-    pub trace: bool,
+    pub repair: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON (one object per link; see narwhal(8)) instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,7 +208,7 @@ mod tests {
     fn seed_grammar() {
         let c = parse(&["-4", "198.51.100.2", "-6", "2001:db8::2", "web"]).unwrap();
         assert!(c.command.is_none());
-        assert_eq!(c.up.container.as_deref(), Some("web"));
+        assert_eq!(c.up.target.container.as_deref(), Some("web"));
         let c = parse(&[
             "--pid",
             "42",
@@ -151,8 +218,8 @@ mod tests {
             "--trace",
         ])
         .unwrap();
-        assert_eq!(c.up.pid.as_deref(), Some("42"));
-        assert!(c.up.forwarding && c.up.trace);
+        assert_eq!(c.up.target.pid.as_deref(), Some("42"));
+        assert!(c.up.settings.0.forwarding.as_deref() == Some("true") && c.trace);
         let c = parse(&["remove", "web"]).unwrap();
         assert!(
             matches!(c.command, Some(Command::Remove(r)) if r.container.as_deref() == Some("web"))

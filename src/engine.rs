@@ -1,94 +1,70 @@
-//! One engine for every mode: resolve the target, then set up or tear
-//! down. The command line and the OCI hook both end here.
+//! One engine for every mode: open the kernel, plan, apply. The command
+//! line, the OCI hook, the CNI plugin and `narwhal runtime` all end here.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use crate::apply::Applier;
-use crate::docker::{self, DockerError};
+use crate::apply::{Applier, Finding, Outcome, StepError};
 use crate::error::Error;
-use crate::naming;
-use crate::netlink::{NetOps, Nl};
-use crate::netns::Netns;
-use crate::plan::{plan_up, Step};
-use crate::request::Target;
+use crate::kernel::netns::Netns;
+use crate::kernel::{Kernel, System};
+use crate::net::Side;
+use crate::plan::{plan_down, plan_up, Owner, Step};
 use crate::spec::Spec;
 
-/// The namespace file and key a target stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    pub netns: PathBuf,
-    pub key: String,
-}
-
-pub fn parse_pid(pid: &str) -> Result<i32, Error> {
-    match pid.parse::<i32>() {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(Error::BadPid(pid.to_string())),
+/// Test-only failure injection: `NARWHAL_FAIL_STEP=N` fails a setup
+/// before its N-th step. Compiled into debug builds only; release builds
+/// ignore the variable.
+fn injected_failure() -> Option<usize> {
+    if !cfg!(debug_assertions) {
+        return None;
     }
+    std::env::var("NARWHAL_FAIL_STEP").ok()?.parse().ok()
 }
 
-fn proc_netns(pid: i32) -> PathBuf {
-    format!("/proc/{pid}/ns/net").into()
-}
-
-/// Resolve a target to its namespace file and default key. A Docker
-/// container is looked up through the Engine API (one request).
-pub fn resolve(target: &Target) -> Result<Resolved, Error> {
-    Ok(match target {
-        Target::Pid(pid) if *pid > 0 => Resolved {
-            netns: proc_netns(*pid),
-            key: pid.to_string(),
-        },
-        Target::Pid(pid) => return Err(Error::BadPid(pid.to_string())),
-        Target::Netns(path) => Resolved {
-            netns: path.clone(),
-            key: naming::netns_key(path),
-        },
-        Target::Docker(name) => {
-            let c = docker::resolve(name)?;
-            Resolved {
-                netns: proc_netns(c.pid),
-                key: c.short_id().to_string(),
+/// Refuse a container address that is already held: by the host itself
+/// (a local address on any interface) or by another narwhal link (its
+/// host route). Exact lookups only; the exclusive route creation at the
+/// end of the plan settles races between simultaneous requests.
+pub fn check_free(kernel: &mut impl Kernel, spec: &Spec) -> Result<(), Error> {
+    for addr in spec.container_addrs() {
+        let holder = kernel
+            .holder(Side::Host, addr)
+            .map_err(Error::io(format!("look up who holds {addr} (host)")))?;
+        match &holder {
+            // our own link: setting up twice fails at the link, with a hint
+            Some(crate::net::Holder::Link { name, .. }) if *name == spec.host_if => {}
+            None => {}
+            Some(h) => {
+                return Err(Error::AddressInUse {
+                    addr,
+                    holder: h.to_string(),
+                    side: Side::Host,
+                })
             }
         }
-    })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(Error::kernel("start the netlink event loop"))
+    }
+    Ok(())
 }
 
 /// Configure the container namespace of `spec`. On failure nothing that
 /// this run changed remains (the error carries the rollback report).
 pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<(), Error> {
-    let ns = Arc::new(Netns::open(&spec.netns)?);
-    let mut steps = plan_up(spec);
-    if !spec.paranoid && crate::nft::is_marked(&spec.host_if) {
-        let ifname = spec.host_if.clone();
-        steps.insert(0, Step::DelStaleFilter { ifname });
-    }
-    runtime()?.block_on(async {
-        let host = Nl::current().map_err(Error::kernel("open netlink socket (host)"))?;
-        let container = Nl::open_in(ns.clone())?.map_err(Error::kernel(format!(
-            "open netlink socket (container netns {})",
-            ns.path().display()
-        )))?;
-        let applier = Applier {
-            host: &host,
-            container: &container,
-            container_ns: ns.fd(),
-            on_step,
-        };
-        applier.apply(&steps).await?;
-        Ok(())
-    })
+    let mut kernel = System::open(Some(Netns::open(&spec.netns)?))?;
+    up_with(&mut kernel, spec, on_step)
 }
 
-/// What `down` removed.
+/// [`up`] against any kernel.
+pub fn up_with(
+    kernel: &mut impl Kernel,
+    spec: &Spec,
+    on_step: &dyn Fn(&Step),
+) -> Result<(), Error> {
+    check_free(kernel, spec)?;
+    let mut applier = Applier::new(kernel, on_step);
+    applier.fail_at = injected_failure();
+    applier.up(&plan_up(spec))?;
+    Ok(())
+}
+
+/// What [`down`] removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub ifname: String,
@@ -100,7 +76,7 @@ pub struct Removed {
 
 impl std::fmt::Display for Removed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let table = crate::nft::table_name(&self.ifname);
+        let table = crate::naming::filter_table(&self.ifname);
         match (self.link, self.filter) {
             (true, true) => write!(f, "removed {} and its filter {table}", self.ifname),
             (true, false) => write!(f, "removed {}", self.ifname),
@@ -114,71 +90,73 @@ impl std::fmt::Display for Removed {
     }
 }
 
-/// Remove narwhal's host interface `ifname` and its `--paranoid` filter
-/// table, if any. With `key`, the link must be narwhal's link
-/// for that key; without, any narwhal link. A missing link is success: the
-/// container may have stopped and taken it along. A link that is not
-/// narwhal's is refused, and then nothing is removed.
-pub fn down(ifname: &str, key: Option<&str>) -> Result<Removed, Error> {
-    let link = runtime()?.block_on(async {
-        let host = Nl::current().map_err(Error::kernel("open netlink socket (host)"))?;
-        let what = format!("look up {ifname} (host)");
-        let Some(link) = host.link(ifname).await.map_err(Error::kernel(what))? else {
-            return Ok(false);
-        };
-        let not_ours = |why: String| {
-            Err(Error::NotOurs {
+/// Remove host interface `ifname` if it is `owner`'s, and its filter.
+/// Every step runs whatever fails; a missing link or filter is success
+/// (the container may have stopped and taken the link along).
+pub fn down(ifname: &str, owner: Owner, on_step: &dyn Fn(&Step)) -> Result<Removed, Error> {
+    let mut kernel = System::open(None)?;
+    down_with(&mut kernel, ifname, owner, on_step)
+}
+
+/// [`down`] against any kernel.
+pub fn down_with(
+    kernel: &mut impl Kernel,
+    ifname: &str,
+    owner: Owner,
+    on_step: &dyn Fn(&Step),
+) -> Result<Removed, Error> {
+    let (outcomes, mut errors) = Applier::new(kernel, on_step).down(&plan_down(ifname, owner));
+    if errors.len() == 1 {
+        let e = errors.remove(0);
+        if let Some(why) = e.not_ours() {
+            return Err(Error::NotOurs {
                 ifname: ifname.to_string(),
-                why,
-            })
-        };
-        if link.kind.as_deref() != Some("veth") {
-            let kind = link.kind.as_deref().unwrap_or("unknown kind");
-            return not_ours(format!("it is not a veth ({kind})"));
+                why: why.0.clone(),
+            });
         }
-        match (key, link.alias.as_deref()) {
-            (Some(k), Some(a)) if a == naming::alias(k) => {}
-            // killed between creating the link and naming it: the MAC tells
-            (Some(k), None) if link.mac.as_deref() == Some(&naming::host_mac(k)[..]) => {}
-            (None, Some(a)) if a.starts_with(naming::ALIAS_PREFIX) => {}
-            (_, Some(a)) if a.starts_with(naming::ALIAS_PREFIX) => {
-                return not_ours(format!("it belongs to another container ({a})"));
-            }
-            _ => return not_ours("narwhal did not create it (no narwhal: alias)".into()),
-        }
-        let what = format!("host: link del {ifname}");
-        match host.del_link(ifname).await {
-            Ok(()) => Ok(true),
-            // removed by a concurrent remove/poststop since the lookup
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(false),
-            Err(e) => Err(Error::kernel(what)(e)),
-        }
-    })?;
-    let table = crate::nft::table_name(ifname);
-    let filter = crate::nft::remove(ifname).map_err(Error::kernel(format!(
-        "host: nft delete table netdev {table}"
-    )))?;
+        return Err(Error::Teardown(vec![e]));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Teardown(errors));
+    }
+    let done = |f: fn(&Step) -> bool| outcomes.iter().any(|(s, o)| f(s) && *o == Outcome::Done);
     Ok(Removed {
         ifname: ifname.to_string(),
-        link,
-        filter,
+        link: done(|s| matches!(s, Step::DelLink { .. })),
+        filter: done(|s| matches!(s, Step::DelFilter { .. })),
     })
 }
 
-/// For `remove CONTAINER`: the key of a Docker container, running or
-/// not (a stopped container's link is gone, but a `--paranoid` filter may
-/// remain). A removed container given by a full or short hex id still has
-/// its key.
-/// The flag says whether the container is running.
-pub fn docker_key(name: &str) -> Result<(String, bool), Error> {
-    match docker::resolve(name) {
-        Ok(c) => Ok((c.short_id().to_string(), true)),
-        Err(DockerError::NotRunning { id, .. }) => Ok((id.chars().take(12).collect(), false)),
-        Err(DockerError::NotFound(_))
-            if name.len() >= 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            Ok((name[..12].to_string(), false))
-        }
-        Err(e) => Err(e.into()),
+/// What `check` found, and (with repair) what could not be repaired.
+#[derive(Debug)]
+pub struct Health {
+    pub findings: Vec<Finding>,
+    pub unrepaired: Vec<StepError>,
+}
+
+/// Compare `spec`'s plan with the kernel, both sides; with `repair`,
+/// re-apply what is missing or wrong, leaving what is right untouched.
+pub fn check(spec: &Spec, repair: bool, on_step: &dyn Fn(&Step)) -> Result<Health, Error> {
+    let mut kernel = System::open(Some(Netns::open(&spec.netns)?))?;
+    Ok(check_with(&mut kernel, spec, repair, on_step))
+}
+
+/// [`check`] against any kernel.
+pub fn check_with(
+    kernel: &mut impl Kernel,
+    spec: &Spec,
+    repair: bool,
+    on_step: &dyn Fn(&Step),
+) -> Health {
+    let mut applier = Applier::new(kernel, on_step);
+    let findings = applier.check(&plan_up(spec));
+    let unrepaired = if repair {
+        applier.repair(&findings)
+    } else {
+        Vec::new()
+    };
+    Health {
+        findings,
+        unrepaired,
     }
 }

@@ -1,10 +1,12 @@
 //! narwhal: a routed veth pair per container, static addresses, no bridge,
-//! no ARP. Data flows one way:
+//! no ARP. Data flows one way (see ARCHITECTURE.md):
 //!
-//! input (argv | OCI state) -> [`request::Request`] -> [`spec::Spec`]
-//! -> [`plan::plan_up`] (`Vec<Step>`) -> [`apply::Applier`] -> kernel.
+//! input (argv | OCI state | …) -> [`request::Request`]
+//! -> [`spec::Config`] (validated settings) + [`target`] (resolved
+//! namespace and key) -> [`spec::Spec`] -> [`plan`] (`Vec<Step>`, pure)
+//! -> [`apply::Applier`] -> [`kernel::Kernel`].
 //!
-//! [`netlink`] is the only module that talks to the kernel.
+//! [`kernel`] is the only module that talks to the kernel.
 
 pub mod apply;
 pub mod cli;
@@ -12,15 +14,15 @@ pub mod cmd;
 pub mod docker;
 pub mod engine;
 pub mod error;
-pub mod hook;
 pub mod input;
+pub mod kernel;
 pub mod log;
 pub mod naming;
-pub mod netlink;
-pub mod netns;
-pub mod nft;
+pub mod net;
 pub mod plan;
 pub mod request;
+pub mod settings;
 pub mod spec;
+pub mod target;
 
 pub use error::Error;

@@ -36,6 +36,9 @@ const SYSLOG_RETRY: Duration = Duration::from_millis(1);
 
 pub struct Log {
     syslog: Option<RefCell<Logger<LoggerBackend, Formatter3164>>>,
+    /// Why syslog is unreachable: said on stderr after an error, never
+    /// before it (a runtime shows the user the first line).
+    no_syslog: Option<String>,
     /// What is left of [`SYSLOG_WAIT_BUDGET`].
     wait_left: Cell<Duration>,
     /// Print info lines (steps) on stderr too (`--trace`).
@@ -56,14 +59,16 @@ impl Log {
     pub fn stderr(trace: bool) -> Log {
         Log {
             syslog: None,
+            no_syslog: None,
             trace,
             wait_left: Cell::new(SYSLOG_WAIT_BUDGET),
         }
     }
 
     /// Hook mode: syslog at `socket` (usually /dev/log) and stderr. If
-    /// syslog is unreachable, say so once on stderr and go on.
+    /// syslog is unreachable, go on; an error line says so after it.
     pub fn hook(socket: &Path) -> Log {
+        let mut no_syslog = None;
         let syslog = match syslog::unix_custom(formatter(), socket) {
             Ok(l) => {
                 // never block: see `send`
@@ -75,12 +80,13 @@ impl Log {
                 Some(RefCell::new(l))
             }
             Err(e) => {
-                eprintln!("narwhal: warning: no syslog at {}: {e}", socket.display());
+                no_syslog = Some(format!("no syslog at {}: {e}", socket.display()));
                 None
             }
         };
         Log {
             syslog,
+            no_syslog,
             trace: false,
             wait_left: Cell::new(SYSLOG_WAIT_BUDGET),
         }
@@ -113,6 +119,9 @@ impl Log {
             self.send(s, Severity::LOG_ERR, msg);
         }
         eprintln!("narwhal: {msg}");
+        if let Some(why) = &self.no_syslog {
+            eprintln!("narwhal: warning: {why}");
+        }
     }
 
     /// Send one message on the non-blocking socket; while the socket is

@@ -1,12 +1,26 @@
-//! Entry point: parse the command line, dispatch, map errors to exit codes
-//! (0 success, 1 failure, 2 usage).
+//! Entry point: parse the command line, set up logging, dispatch, and map
+//! every mode's error to one exit status (see `narwhal::error`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use narwhal::cli::{Cli, Command};
+use narwhal::cmd;
+use narwhal::error::{exit_code, render_anyhow, EXIT_FAILURE};
 use narwhal::log::Log;
-use narwhal::{cmd, hook};
+
+/// Report a panic like any other error: one line on stderr (and syslog in
+/// hook mode), exit status 1.
+fn on_panic(syslog: Option<std::path::PathBuf>) {
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = format!("internal error (a bug in narwhal; please report it): {info}");
+        match &syslog {
+            Some(sock) => Log::hook(sock).error(&msg),
+            None => Log::stderr(false).error(&msg),
+        }
+        std::process::exit(i32::from(EXIT_FAILURE));
+    }));
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -16,27 +30,31 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let res = match cli.command {
+    let (log, res) = match cli.command {
         Some(Command::Hook(h)) => {
-            return match hook::run(h.stage.as_deref(), &h.syslog_socket) {
-                true => ExitCode::SUCCESS,
-                false => ExitCode::FAILURE,
-            }
+            on_panic(Some(h.syslog_socket.clone()));
+            let log = Log::hook(&h.syslog_socket);
+            let r = cmd::hook::run(h.stage.as_deref(), &log);
+            (log, r)
         }
-        Some(Command::Remove(r)) => {
-            let log = Log::stderr(r.trace);
-            cmd::remove(r, &log).map_err(|e| (e, log))
-        }
-        None => {
-            let log = Log::stderr(cli.up.trace);
-            cmd::up(cli.up, &log).map_err(|e| (e, log))
+        other => {
+            on_panic(None);
+            let log = Log::stderr(cli.trace);
+            let r = match other {
+                Some(Command::Remove(r)) => cmd::remove::run(r, &log),
+                Some(Command::Check(c)) => cmd::check::run(c, &log),
+                Some(Command::List(l)) => cmd::list::run(l),
+                Some(Command::Hook(_)) => unreachable!("handled above"),
+                None => cmd::up::run(cli.up, &log),
+            };
+            (log, r)
         }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
-        Err((e, log)) => {
-            log.error(&format!("{e:#}"));
-            ExitCode::FAILURE
+        Err(e) => {
+            log.error(&render_anyhow(&e));
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -95,11 +95,12 @@ pub fn netns_key(path: &std::path::Path) -> String {
         .unwrap_or_else(|| s.into_owned())
 }
 
-pub fn format_mac(m: &[u8]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+pub use crate::net::format_mac;
+
+/// The nftables table that holds the `--paranoid` filter of host
+/// interface `ifname`.
+pub fn filter_table(ifname: &str) -> String {
+    format!("narwhal-{ifname}")
 }
 
 #[cfg(test)]

@@ -1,230 +1,202 @@
-//! The plan: a [`Spec`] becomes an ordered list of kernel changes. Pure.
+//! The plan: what to change, as an ordered list of [`Step`]s. Pure: no
+//! I/O and no kernel types.
 //!
-//! Each [`Step`] names its side (host or container namespace) and prints in
-//! `ip`-like words, for `--trace`, logs and error messages. Only one step
-//! needs an undo: creating the pair (undo: delete the host end, which
-//! removes both ends with every address, route, neighbour and sysctl on
-//! them). The other effect that outlives the pair, the container's `lo`
-//! coming up, is the last step, so no failure has to undo it.
+//! - [`plan_up`]: a [`Spec`] becomes the steps that configure it.
+//! - [`plan_down`]: the steps that remove a container's link and filter.
+//! - A check is [`plan_up`] read back: the applier verifies each step's
+//!   effect instead of making it ([`crate::apply::Applier::check`]).
+//!
+//! Each step names its side (host or container namespace) and prints in
+//! `ip`-like words, for `--trace`, logs and error messages: the one place
+//! a step's text is defined.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::net::IpAddr;
 
-use crate::naming::{self, format_mac};
+use crate::naming::{self, filter_table};
+use crate::net::{format_mac, Addr, Family, Filter, Neigh, Route, Side, Sysctl, Veth};
 use crate::spec::Spec;
 
-/// Which network namespace a step acts in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    Host,
-    Container,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Host => "host",
-            Side::Container => "container",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
+/// Whose link a teardown may delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// narwhal's link for this key: its alias `narwhal:KEY`, or (setup
+    /// killed before the alias was written) its key-derived MAC.
+    Key(String),
+    /// Any link with a `narwhal:` alias (`remove --host-interface`).
+    AnyNarwhal,
+    /// The link this very run created (the undo of [`Step::CreateVeth`]).
+    ThisRun,
 }
 
 /// One kernel change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Create the veth pair; the peer is created directly inside the
-    /// container namespace under its final name. Both ends: ARP off, down.
+    /// Create the veth pair, the peer directly inside the container
+    /// namespace under its final name. Undo: delete the host end.
     CreateVeth {
-        host: String,
-        container: String,
-        netns: PathBuf,
-        host_mac: [u8; 6],
-        container_mac: [u8; 6],
-        mtu: Option<u32>,
+        veth: Veth,
+        netns: String,
     },
     /// Mark the host end as narwhal's.
     SetAlias {
         ifname: String,
         alias: String,
     },
-    /// The `--paranoid` filter on ingress of the host end: only IPv4/IPv6
-    /// from `mac` with the container's own source addresses pass.
-    AddFilter {
-        ifname: String,
-        mac: [u8; 6],
-        ipv4: Option<Ipv4Addr>,
-        ipv6: Option<Ipv6Addr>,
-    },
-    /// Remove a filter left by an earlier container of the same host
-    /// interface name (it would attach to the new interface). Not part of
-    /// any plan: the engine adds it when such a filter is marked.
+    /// Remove a `--paranoid` filter left by an earlier container of the
+    /// same host interface name (it would attach to this link). Runs right
+    /// after the link is created, so a run that fails to create it (the
+    /// name is taken) never touches another container's filter. Does
+    /// nothing, and prints nothing, when there is no such filter.
     DelStaleFilter {
         ifname: String,
     },
-    /// `/proc/sys/net/ipv{4,6}/conf/IFNAME/NAME = VALUE`.
+    /// The `--paranoid` filter. Undo: delete it (it outlives the link).
+    AddFilter(Filter),
     Sysctl {
         side: Side,
-        family: Family,
-        ifname: String,
-        name: &'static str,
-        value: &'static str,
+        sysctl: Sysctl,
     },
     LinkUp {
         side: Side,
         ifname: String,
     },
-    /// `local peer PEER/{32,128}`, no duplicate address detection.
     AddAddr {
         side: Side,
-        ifname: String,
-        local: IpAddr,
-        peer: IpAddr,
-        scope_link: bool,
+        addr: Addr,
     },
-    /// Permanent neighbour entry (ARP/NDP are off).
     AddNeigh {
         side: Side,
-        ifname: String,
-        ip: IpAddr,
-        mac: [u8; 6],
+        neigh: Neigh,
     },
-    /// Route to `dst` (None: default route), optionally via a gateway.
     AddRoute {
         side: Side,
+        route: Route,
+    },
+    /// Teardown: delete the host link if it is `owner`'s (both ends go,
+    /// with everything on them). Absent: nothing to do.
+    DelLink {
         ifname: String,
-        dst: Option<IpAddr>,
-        via: Option<IpAddr>,
+        owner: Owner,
+    },
+    /// Teardown: delete narwhal's filter of `ifname`. Absent: nothing to do.
+    DelFilter {
+        ifname: String,
     },
 }
 
 impl Step {
     pub fn side(&self) -> Side {
         match self {
-            Step::CreateVeth { .. }
-            | Step::SetAlias { .. }
-            | Step::AddFilter { .. }
-            | Step::DelStaleFilter { .. } => Side::Host,
             Step::Sysctl { side, .. }
             | Step::LinkUp { side, .. }
             | Step::AddAddr { side, .. }
             | Step::AddNeigh { side, .. }
             | Step::AddRoute { side, .. } => *side,
+            _ => Side::Host,
         }
+    }
+
+    /// The step that undoes this one, for effects that outlive the veth
+    /// (everything else goes with the link).
+    pub fn undo(&self) -> Option<Step> {
+        match self {
+            Step::CreateVeth { veth, .. } => Some(Step::DelLink {
+                ifname: veth.host.clone(),
+                owner: Owner::ThisRun,
+            }),
+            Step::AddFilter(f) => Some(Step::DelFilter {
+                ifname: f.ifname.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Steps that may find nothing to do; they are not counted by failure
+    /// injection and print only when they change something.
+    pub fn is_conditional(&self) -> bool {
+        matches!(self, Step::DelStaleFilter { .. })
     }
 }
 
 fn plen(a: &IpAddr) -> u8 {
-    if a.is_ipv4() {
-        32
-    } else {
-        128
-    }
+    Family::of(a).host_len()
 }
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.side())?;
         match self {
-            Step::CreateVeth {
-                host,
-                container,
-                netns,
-                host_mac,
-                container_mac,
-                mtu,
-            } => {
-                write!(f, "link add {host} address {}", format_mac(host_mac))?;
-                if let Some(m) = mtu {
-                    write!(f, " mtu {m}")?;
-                }
+            Step::CreateVeth { veth: v, netns } => {
+                let mtu = v.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
                 write!(
                     f,
-                    " arp off type veth peer name {container} address {}",
-                    format_mac(container_mac)
-                )?;
-                if let Some(m) = mtu {
-                    write!(f, " mtu {m}")?;
-                }
-                write!(f, " arp off netns {}", netns.display())
+                    "link add {} address {}{mtu} arp off type veth peer name {} address {}{mtu} arp off netns {netns}",
+                    v.host,
+                    format_mac(&v.host_mac),
+                    v.peer,
+                    format_mac(&v.peer_mac),
+                )
             }
             Step::SetAlias { ifname, alias } => write!(f, "link set {ifname} alias {alias}"),
             Step::DelStaleFilter { ifname } => write!(
                 f,
                 "nft delete table netdev {} (left by an earlier container)",
-                crate::nft::table_name(ifname)
+                filter_table(ifname)
             ),
-            Step::AddFilter {
-                ifname,
-                mac,
-                ipv4,
-                ipv6,
-            } => {
+            Step::AddFilter(flt) => {
                 write!(
                     f,
-                    "nft add table netdev {} (ingress {ifname}: accept ether saddr {}",
-                    crate::nft::table_name(ifname),
-                    format_mac(mac)
+                    "nft add table netdev {} (ingress {}: accept ether saddr {}",
+                    filter_table(&flt.ifname),
+                    flt.ifname,
+                    format_mac(&flt.mac)
                 )?;
-                if let Some(a) = ipv4 {
+                if let Some(a) = flt.ipv4 {
                     write!(f, " ip saddr {a}")?;
                 }
-                if let Some(a) = ipv6 {
+                if let Some(a) = flt.ipv6 {
                     write!(f, " ip6 saddr {a}")?;
                 }
                 f.write_str("; drop the rest; egress: only to those addresses and MAC)")
             }
-            Step::Sysctl {
-                family,
-                ifname,
-                name,
-                value,
-                ..
-            } => {
-                let v = if *family == Family::V4 { 4 } else { 6 };
-                write!(f, "sysctl net.ipv{v}.conf.{ifname}.{name}={value}")
-            }
+            Step::Sysctl { sysctl, .. } => write!(f, "sysctl {sysctl}"),
             Step::LinkUp { ifname, .. } => write!(f, "link set {ifname} up"),
-            Step::AddAddr {
-                ifname,
-                local,
-                peer,
-                scope_link,
-                ..
-            } => {
-                write!(f, "addr add {local} peer {peer}/{}", plen(peer))?;
-                if *scope_link {
+            Step::AddAddr { addr: a, .. } => {
+                write!(f, "addr add {} peer {}/{}", a.local, a.peer, plen(&a.peer))?;
+                if a.scope_link {
                     f.write_str(" scope link")?;
                 }
-                write!(f, " nodad dev {ifname}")
-            }
-            Step::AddNeigh {
-                ifname, ip, mac, ..
-            } => {
-                write!(
-                    f,
-                    "neigh add {ip} lladdr {} nud permanent dev {ifname}",
-                    format_mac(mac)
-                )
-            }
-            Step::AddRoute {
-                ifname, dst, via, ..
-            } => {
-                f.write_str("route add ")?;
-                match dst {
-                    None => f.write_str("default")?,
-                    Some(d) => write!(f, "{d}/{}", plen(d))?,
+                if !a.prefix_route {
+                    f.write_str(" noprefixroute")?;
                 }
-                if let Some(g) = via {
+                write!(f, " nodad dev {}", a.ifname)
+            }
+            Step::AddNeigh { neigh: n, .. } => write!(
+                f,
+                "neigh add {} lladdr {} nud permanent dev {}",
+                n.ip,
+                format_mac(&n.mac),
+                n.ifname
+            ),
+            Step::AddRoute { route: r, .. } => {
+                f.write_str("route add ")?;
+                match r.dst {
+                    None => f.write_str("default")?,
+                    Some(d) => write!(f, "{d}/{}", plen(&d))?,
+                }
+                if let Some(g) = r.via {
                     write!(f, " via {g}")?;
                 }
-                write!(f, " dev {ifname}")
+                write!(f, " dev {}", r.ifname)?;
+                if let Some(s) = r.src {
+                    write!(f, " src {s}")?;
+                }
+                Ok(())
+            }
+            Step::DelLink { ifname, .. } => write!(f, "link del {ifname}"),
+            Step::DelFilter { ifname } => {
+                write!(f, "nft delete table netdev {}", filter_table(ifname))
             }
         }
     }
@@ -239,29 +211,57 @@ fn sysctl(
 ) -> Step {
     Step::Sysctl {
         side,
-        family,
-        ifname: ifname.to_string(),
-        name,
-        value,
+        sysctl: Sysctl {
+            family,
+            ifname: ifname.to_string(),
+            name,
+            value,
+        },
     }
 }
 
-/// The steps that configure `spec`, in order. Everything up to the last
-/// step happens while both ends are down, except the container end, which
-/// must be up for its gateway routes; the host end comes up last, so no
-/// packet flows before the configuration is complete.
+fn route(
+    side: Side,
+    ifname: &str,
+    dst: Option<IpAddr>,
+    via: Option<IpAddr>,
+    src: Option<IpAddr>,
+) -> Step {
+    let family = Family::of(&dst.or(via).expect("a route has a destination or a gateway"));
+    Step::AddRoute {
+        side,
+        route: Route {
+            ifname: ifname.to_string(),
+            family,
+            dst,
+            via,
+            src,
+        },
+    }
+}
+
+/// The steps that configure `spec`, in order. Everything happens while
+/// both ends are down, except the container end, which must be up for its
+/// gateway routes; the host end comes up, and its routes to the container
+/// are added, last, so no packet flows before the configuration is
+/// complete. The container's `lo` comes up at the very end: it outlives
+/// the veth, so no failure ever has to undo it.
 pub fn plan_up(spec: &Spec) -> Vec<Step> {
+    use Family::{V4, V6};
+    use Side::{Container as C, Host as H};
     let (h, c) = (spec.host_if.as_str(), spec.container_if.as_str());
     let host_mac = naming::host_mac(&spec.key);
     let container_mac = naming::container_mac(&spec.key);
     let mut steps = vec![
         Step::CreateVeth {
-            host: h.to_string(),
-            container: c.to_string(),
-            netns: spec.netns.clone(),
-            host_mac,
-            container_mac,
-            mtu: spec.mtu,
+            veth: Veth {
+                host: h.to_string(),
+                host_mac,
+                peer: c.to_string(),
+                peer_mac: container_mac,
+                mtu: spec.mtu,
+            },
+            netns: spec.netns.display().to_string(),
         },
         Step::SetAlias {
             ifname: h.to_string(),
@@ -269,16 +269,18 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         },
     ];
     if spec.paranoid {
-        // before anything can come up
-        steps.push(Step::AddFilter {
+        // before anything can come up; replaces any stale table atomically
+        steps.push(Step::AddFilter(Filter {
             ifname: h.to_string(),
             mac: container_mac,
             ipv4: spec.ipv4.map(|p| p.container),
             ipv6: spec.ipv6.map(|p| p.container),
+        }));
+    } else {
+        steps.push(Step::DelStaleFilter {
+            ifname: h.to_string(),
         });
     }
-    use Family::{V4, V6};
-    use Side::{Container as C, Host as H};
 
     // sysctls first: nothing may autoconfigure or answer before they hold
     steps.push(sysctl(H, V4, h, "rp_filter", "1"));
@@ -312,42 +314,36 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         .chain(spec.ipv6.map(|p| (p.container.into(), p.host.into())))
         .collect();
 
-    // container side. Addresses go on while the link is down: IPv6
-    // finishes adding one (its local route) in a work queue, which
-    // `NetOps::add_addr` waits for; with the link down by then, the kernel
-    // adds no route to the peer of its own, so the IPv6 peer routes below
-    // are the only ones, however the host's scheduling goes.
+    // Container side. Addresses go on while the link is down: IPv6
+    // finishes adding one (its local route) in a work queue, which the
+    // kernel layer waits for; with the link down by then, the kernel adds
+    // no route to the peer of its own, so the IPv6 peer routes below are
+    // the only ones, however the host's scheduling goes.
     let mut routes = Vec::new();
     for &(ctr, host) in &pairs {
-        let ifname = || c.to_string();
         steps.push(Step::AddAddr {
             side: C,
-            ifname: ifname(),
-            local: ctr,
-            peer: host,
-            scope_link: false,
+            addr: Addr {
+                ifname: c.to_string(),
+                local: ctr,
+                peer: host,
+                scope_link: false,
+                prefix_route: true,
+            },
         });
         steps.push(Step::AddNeigh {
             side: C,
-            ifname: ifname(),
-            ip: host,
-            mac: host_mac,
+            neigh: Neigh {
+                ifname: c.to_string(),
+                ip: host,
+                mac: host_mac,
+            },
         });
         if host.is_ipv6() {
             // IPv4 has this route already: the kernel adds one for a peer
-            routes.push(Step::AddRoute {
-                side: C,
-                ifname: ifname(),
-                dst: Some(host),
-                via: None,
-            });
+            routes.push(route(C, c, Some(host), None, None));
         }
-        routes.push(Step::AddRoute {
-            side: C,
-            ifname: ifname(),
-            dst: None,
-            via: Some(host),
-        });
+        routes.push(route(C, c, None, Some(host), None));
     }
     steps.push(Step::LinkUp {
         side: C,
@@ -355,38 +351,38 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
     });
     steps.extend(routes);
 
-    // host side; IPv6 derives an address's scope from the address itself
+    // Host side: the route to the container is narwhal's own (protocol
+    // narwhal), never one the kernel derives from the peer address.
+    let mut routes = Vec::new();
     for &(ctr, host) in &pairs {
-        let ifname = || h.to_string();
-        let scope_link = host.is_ipv4();
         steps.push(Step::AddAddr {
             side: H,
-            ifname: ifname(),
-            local: host,
-            peer: ctr,
-            scope_link,
+            addr: Addr {
+                ifname: h.to_string(),
+                local: host,
+                peer: ctr,
+                // IPv6 derives an address's scope from the address itself
+                scope_link: host.is_ipv4(),
+                prefix_route: false,
+            },
         });
         steps.push(Step::AddNeigh {
             side: H,
-            ifname: ifname(),
-            ip: ctr,
-            mac: container_mac,
+            neigh: Neigh {
+                ifname: h.to_string(),
+                ip: ctr,
+                mac: container_mac,
+            },
         });
+        // routes need the link up
+        let src = host.is_ipv4().then_some(host);
+        routes.push(route(H, h, Some(ctr), None, src));
     }
     steps.push(Step::LinkUp {
         side: H,
         ifname: h.into(),
     });
-    if let Some(p) = spec.ipv6 {
-        // IPv6 refuses routes over a link that is down
-        steps.push(Step::AddRoute {
-            side: H,
-            ifname: h.into(),
-            dst: Some(IpAddr::V6(p.container)),
-            via: None,
-        });
-    }
-    // Last, so that no failure ever needs to undo it: lo outlives the veth.
+    steps.extend(routes);
     steps.push(Step::LinkUp {
         side: C,
         ifname: "lo".to_string(),
@@ -394,12 +390,26 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
     steps
 }
 
+/// The steps that remove host interface `ifname` (if it is `owner`'s) and
+/// its `--paranoid` filter. Teardown runs every step, whatever fails.
+pub fn plan_down(ifname: &str, owner: Owner) -> Vec<Step> {
+    vec![
+        Step::DelLink {
+            ifname: ifname.to_string(),
+            owner,
+        },
+        Step::DelFilter {
+            ifname: ifname.to_string(),
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::Settings;
+    use crate::settings::Settings;
 
-    fn render(v4: Option<&str>, v6: Option<&str>, forwarding: bool, mtu: Option<&str>) -> String {
+    fn spec(v4: Option<&str>, v6: Option<&str>, forwarding: bool, mtu: Option<&str>) -> Spec {
         let s = Settings {
             ipv4: v4.map(Into::into),
             ipv6: v6.map(Into::into),
@@ -407,8 +417,11 @@ mod tests {
             mtu: mtu.map(Into::into),
             ..Default::default()
         };
-        let spec = Spec::new("/proc/42/ns/net".into(), "42", &s).unwrap();
-        plan_up(&spec).iter().map(|s| format!("{s}\n")).collect()
+        Spec::new("/proc/42/ns/net".into(), "42", &s).unwrap()
+    }
+
+    fn render(steps: &[Step]) -> String {
+        steps.iter().map(|s| format!("{s}\n")).collect()
     }
 
     #[test]
@@ -419,6 +432,7 @@ mod tests {
             "\
 host: link add nw-42 address {hm} mtu 1500 arp off type veth peer name eth0 address {cm} mtu 1500 arp off netns /proc/42/ns/net
 host: link set nw-42 alias narwhal:42
+host: nft delete table netdev narwhal-nw-42 (left by an earlier container)
 host: sysctl net.ipv4.conf.nw-42.rp_filter=1
 host: sysctl net.ipv6.conf.nw-42.addr_gen_mode=1
 host: sysctl net.ipv6.conf.nw-42.disable_ipv6=0
@@ -438,24 +452,23 @@ container: link set eth0 up
 container: route add default via 169.254.0.1 dev eth0
 container: route add fe80::1/128 dev eth0
 container: route add default via fe80::1 dev eth0
-host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link nodad dev nw-42
+host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link noprefixroute nodad dev nw-42
 host: neigh add 198.51.100.2 lladdr {cm} nud permanent dev nw-42
-host: addr add fe80::1 peer 2001:db8::2/128 nodad dev nw-42
+host: addr add fe80::1 peer 2001:db8::2/128 noprefixroute nodad dev nw-42
 host: neigh add 2001:db8::2 lladdr {cm} nud permanent dev nw-42
 host: link set nw-42 up
+host: route add 198.51.100.2/32 dev nw-42 src 169.254.0.1
 host: route add 2001:db8::2/128 dev nw-42
 container: link set lo up
 "
         );
-        assert_eq!(
-            render(
-                Some("198.51.100.2"),
-                Some("2001:db8::2"),
-                true,
-                Some("1500")
-            ),
-            want
+        let s = spec(
+            Some("198.51.100.2"),
+            Some("2001:db8::2"),
+            true,
+            Some("1500"),
         );
+        assert_eq!(render(&plan_up(&s)), want);
     }
 
     #[test]
@@ -467,24 +480,40 @@ container: link set lo up
         };
         let spec = Spec::new("/proc/42/ns/net".into(), "42", &s).unwrap();
         let steps = plan_up(&spec);
-        assert!(matches!(steps[2], Step::AddFilter { ipv6: None, .. }));
+        assert!(matches!(&steps[2], Step::AddFilter(f) if f.ipv6.is_none()));
         let cm = format_mac(&naming::container_mac("42"));
         assert_eq!(
             steps[2].to_string(),
             format!("host: nft add table netdev narwhal-nw-42 (ingress nw-42: accept ether saddr {cm} ip saddr 198.51.100.2; drop the rest; egress: only to those addresses and MAC)")
         );
+        assert_eq!(
+            steps[2].undo().unwrap().to_string(),
+            "host: nft delete table netdev narwhal-nw-42"
+        );
         let without = Spec {
             paranoid: false,
             ..spec
         };
-        assert!(!plan_up(&without)
+        let plain = plan_up(&without);
+        assert!(!plain.iter().any(|s| matches!(s, Step::AddFilter(_))));
+        // the stale filter is removed only once the name is ours
+        assert!(matches!(&plain[2], Step::DelStaleFilter { .. }));
+    }
+
+    #[test]
+    fn only_the_link_and_the_filter_need_an_undo() {
+        let s = spec(Some("198.51.100.2"), Some("2001:db8::2"), true, None);
+        let undos: Vec<String> = plan_up(&s)
             .iter()
-            .any(|s| matches!(s, Step::AddFilter { .. })));
+            .filter_map(Step::undo)
+            .map(|u| u.to_string())
+            .collect();
+        assert_eq!(undos, ["host: link del nw-42"]);
     }
 
     #[test]
     fn ipv4_only_disables_ipv6_on_both_ends() {
-        let p = render(Some("198.51.100.2"), None, false, None);
+        let p = render(&plan_up(&spec(Some("198.51.100.2"), None, false, None)));
         assert!(p.contains("host: sysctl net.ipv6.conf.nw-42.disable_ipv6=1\n"));
         assert!(p.contains("container: sysctl net.ipv6.conf.eth0.disable_ipv6=1\n"));
         assert!(!p.contains("fe80::1"));
@@ -494,10 +523,19 @@ container: link set lo up
 
     #[test]
     fn ipv6_only_has_no_ipv4_address() {
-        let p = render(None, Some("2001:db8::2"), true, None);
+        let p = render(&plan_up(&spec(None, Some("2001:db8::2"), true, None)));
         assert!(!p.contains("169.254.0.1"));
         assert!(!p.contains("net.ipv4.conf.nw-42.forwarding"));
         assert!(p.contains("net.ipv6.conf.nw-42.forwarding=1"));
         assert!(p.contains("host: sysctl net.ipv4.conf.nw-42.rp_filter=1"));
+    }
+
+    #[test]
+    fn teardown_plan() {
+        let p = render(&plan_down("nw-42", Owner::Key("42".into())));
+        assert_eq!(
+            p,
+            "host: link del nw-42\nhost: nft delete table netdev narwhal-nw-42\n"
+        );
     }
 }

@@ -1,10 +1,13 @@
 //! The untrusted request: what a user asked for, before validation.
 //!
-//! Every input mode (command line, OCI hook, later CNI) produces one
-//! [`Request`]; [`crate::spec::Spec::try_from_request`] is the only way to
-//! turn it into something the rest of narwhal acts on.
+//! Every input mode (command line, OCI hook, CNI, `narwhal runtime`)
+//! produces one [`Request`]. The target is then resolved to a namespace
+//! and key ([`crate::target`]), and [`crate::spec::Spec`] is validated
+//! once from both: the only type the planner sees.
 
 use std::path::PathBuf;
+
+pub use crate::settings::Settings;
 
 /// Which network namespace to configure, as named by the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,32 +20,26 @@ pub enum Target {
     Docker(String),
 }
 
-/// Raw settings, exactly as given (command-line values or annotation values).
-/// `None` means "not given: use the default".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    pub ipv4: Option<String>,
-    pub ipv6: Option<String>,
-    pub host_ipv4: Option<String>,
-    pub host_ipv6: Option<String>,
-    pub interface: Option<String>,
-    pub host_interface: Option<String>,
-    pub mtu: Option<String>,
-    /// `"true"` / `"false"` (annotations); the command-line flag gives `"true"`.
-    pub forwarding: Option<String>,
-    /// `"true"` / `"false"`: the anti-spoofing filter (`--paranoid`).
-    pub paranoid: Option<String>,
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Docker(c) => write!(f, "Docker container {c}"),
+            Target::Pid(p) => write!(f, "process {p}"),
+            Target::Netns(n) => write!(f, "netns {}", n.display()),
+        }
+    }
 }
 
-/// A request to configure one container namespace.
+/// A request to configure (or tear down, or check) one container link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// The namespace to configure. `None` at teardown when the namespace
-    /// is no longer known (OCI poststop carries no pid).
+    /// The namespace. `None` at teardown when it is no longer known (OCI
+    /// poststop carries no pid).
     pub target: Option<Target>,
     /// The stable key the host interface name and ownership mark derive
-    /// from: Docker short id, OCI container id, pid, or netns file name.
-    /// Filled in by the input mode or by target resolution.
+    /// from, when the input mode knows it (OCI container id, CNI container
+    /// id + interface). `None`: derived from the target when it is
+    /// resolved (Docker short id, pid, netns file name).
     pub key: Option<String>,
     pub settings: Settings,
 }

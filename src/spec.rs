@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use crate::naming;
-use crate::request::Settings;
+use crate::settings::Settings;
 
 pub const DEFAULT_HOST_IPV4: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
 pub const DEFAULT_HOST_IPV6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
@@ -22,7 +22,22 @@ pub struct Pair<A> {
     pub host: A,
 }
 
-/// A validated configuration for one container namespace.
+/// Validated settings, before the target is known. Checking these first
+/// means a bad value is refused before any lookup (Docker, /proc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub ipv4: Option<Pair<Ipv4Addr>>,
+    pub ipv6: Option<Pair<Ipv6Addr>>,
+    pub container_if: String,
+    /// `None`: derived from the key (`nw-KEY`).
+    pub host_if: Option<String>,
+    pub mtu: Option<u32>,
+    pub forwarding: bool,
+    pub paranoid: bool,
+}
+
+/// A validated configuration for one container namespace: the only input
+/// of the planner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     /// The namespace file to configure (`/proc/PID/ns/net`, `/run/netns/X`).
@@ -56,95 +71,125 @@ fn bad(what: &'static str, value: &str, why: impl Into<String>) -> SpecError {
     }
 }
 
-impl Spec {
-    /// Validate settings for configuring `netns`, keyed by `key`.
-    pub fn new(netns: PathBuf, key: &str, s: &Settings) -> Result<Spec, SpecError> {
-        if s.ipv4.is_none() && s.ipv6.is_none() {
+/// Check one family's pair: the container address must be neither the
+/// host's address on this link nor narwhal's default gateway address,
+/// which is local on every other narwhal link of the host.
+fn pair<A: Copy + PartialEq + std::fmt::Display>(
+    what: &'static str,
+    host_what: &'static str,
+    container: Option<&str>,
+    host: Option<&str>,
+    parse: fn(&'static str, &str) -> Result<A, SpecError>,
+    default_host: A,
+) -> Result<Option<Pair<A>>, SpecError> {
+    let Some(c) = container else {
+        return match host {
+            None => Ok(None),
+            Some(h) => Err(bad(
+                host_what,
+                h,
+                format!("given without a container {}", &what[..4]),
+            )),
+        };
+    };
+    let container = parse(what, c)?;
+    if container == default_host {
+        return Err(bad(
+            what,
+            c,
+            "is narwhal's gateway address, local on every narwhal host link",
+        ));
+    }
+    let host = match host {
+        Some(h) => parse(host_what, h)?,
+        None => default_host,
+    };
+    if host == container {
+        return Err(bad(
+            host_what,
+            &host.to_string(),
+            "equals the container address",
+        ));
+    }
+    Ok(Some(Pair { container, host }))
+}
+
+impl Config {
+    /// Validate raw settings. Pure.
+    pub fn new(s: &Settings) -> Result<Config, SpecError> {
+        if !s.wants_network() {
             return Err(bad(
                 "request",
                 "",
                 "give an IPv4 address, an IPv6 address or both",
             ));
         }
-        let ipv4 = match &s.ipv4 {
-            None => None,
-            Some(v) => {
-                let container = parse_v4("IPv4 address", v)?;
-                let host = match &s.host_ipv4 {
-                    Some(h) => parse_v4("host IPv4 address", h)?,
-                    None => DEFAULT_HOST_IPV4,
-                };
-                if host == container {
-                    return Err(bad(
-                        "host IPv4 address",
-                        &host.to_string(),
-                        "equals the container address",
-                    ));
-                }
-                Some(Pair { container, host })
-            }
-        };
-        let ipv6 = match &s.ipv6 {
-            None => None,
-            Some(v) => {
-                let container = parse_v6("IPv6 address", v)?;
-                let host = match &s.host_ipv6 {
-                    Some(h) => parse_v6("host IPv6 address", h)?,
-                    None => DEFAULT_HOST_IPV6,
-                };
-                if host == container {
-                    return Err(bad(
-                        "host IPv6 address",
-                        &host.to_string(),
-                        "equals the container address",
-                    ));
-                }
-                Some(Pair { container, host })
-            }
-        };
-        if ipv4.is_none() {
-            if let Some(h) = &s.host_ipv4 {
-                return Err(bad(
-                    "host IPv4 address",
-                    h,
-                    "given without a container IPv4 address",
-                ));
-            }
-        }
-        if ipv6.is_none() {
-            if let Some(h) = &s.host_ipv6 {
-                return Err(bad(
-                    "host IPv6 address",
-                    h,
-                    "given without a container IPv6 address",
-                ));
-            }
-        }
+        let ipv4 = pair(
+            "IPv4 address",
+            "host IPv4 address",
+            s.ipv4.as_deref(),
+            s.host_ipv4.as_deref(),
+            parse_v4,
+            DEFAULT_HOST_IPV4,
+        )?;
+        let ipv6 = pair(
+            "IPv6 address",
+            "host IPv6 address",
+            s.ipv6.as_deref(),
+            s.host_ipv6.as_deref(),
+            parse_v6,
+            DEFAULT_HOST_IPV6,
+        )?;
         let container_if = match &s.interface {
             Some(n) => ifname("interface name", n)?,
             None => DEFAULT_INTERFACE.to_string(),
         };
         let host_if = match &s.host_interface {
-            Some(n) => ifname("host interface name", n)?,
-            None => naming::host_ifname(key),
+            Some(n) => Some(ifname("host interface name", n)?),
+            None => None,
         };
         let mtu = match &s.mtu {
             None => None,
             Some(m) => Some(parse_mtu(m, ipv6.is_some())?),
         };
-        let forwarding = parse_bool("forwarding value", s.forwarding.as_deref())?;
-        let paranoid = parse_bool("paranoid value", s.paranoid.as_deref())?;
-        Ok(Spec {
-            paranoid,
-            netns,
-            key: key.to_string(),
-            host_if,
-            container_if,
+        Ok(Config {
             ipv4,
             ipv6,
+            container_if,
+            host_if,
             mtu,
-            forwarding,
+            forwarding: parse_bool("forwarding value", s.forwarding.as_deref())?,
+            paranoid: parse_bool("paranoid value", s.paranoid.as_deref())?,
         })
+    }
+
+    /// The spec for the namespace `netns` of the container keyed `key`.
+    pub fn for_target(self, netns: PathBuf, key: &str) -> Spec {
+        Spec {
+            host_if: self.host_if.unwrap_or_else(|| naming::host_ifname(key)),
+            netns,
+            key: key.to_string(),
+            container_if: self.container_if,
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            mtu: self.mtu,
+            forwarding: self.forwarding,
+            paranoid: self.paranoid,
+        }
+    }
+}
+
+impl Spec {
+    /// Validate settings for configuring `netns`, keyed by `key`.
+    pub fn new(netns: PathBuf, key: &str, s: &Settings) -> Result<Spec, SpecError> {
+        Ok(Config::new(s)?.for_target(netns, key))
+    }
+
+    /// The container's addresses, IPv4 first.
+    pub fn container_addrs(&self) -> Vec<IpAddr> {
+        let v4 = self.ipv4.map(|p| IpAddr::V4(p.container));
+        let v6 = self.ipv6.map(|p| IpAddr::V6(p.container));
+        v4.into_iter().chain(v6).collect()
     }
 }
 
@@ -210,7 +255,10 @@ fn parse_v6(what: &'static str, v: &str) -> Result<Ipv6Addr, SpecError> {
     Err(bad(what, v, why))
 }
 
-/// Check a Linux interface name (see the kernel's `dev_valid_name`).
+/// Check an interface name narwhal may create: the kernel's rules
+/// (`dev_valid_name`), and only letters, digits, `_`, `.` and `-`, so the
+/// name is never a kernel pattern (`x%d`), never needs quoting in nftables
+/// or a shell, and is not a sysctl directory (`all`, `default`).
 pub fn ifname(what: &'static str, n: &str) -> Result<String, SpecError> {
     let why = if n.is_empty() {
         "empty"
@@ -218,14 +266,29 @@ pub fn ifname(what: &'static str, n: &str) -> Result<String, SpecError> {
         "longer than 15 bytes"
     } else if n == "." || n == ".." {
         "reserved name"
+    } else if n == "all" || n == "default" {
+        "reserved name (a sysctl directory: net.ipv4.conf.all, .default)"
     } else if n.contains('/') {
         "contains '/'"
     } else if n.contains(':') {
         "contains ':'"
+    } else if n.contains('%') {
+        "contains '%' (the kernel would pick a name from the pattern)"
     } else if n.chars().any(|c| c.is_whitespace()) {
         "contains whitespace"
     } else if n.chars().any(|c| c.is_control()) {
         "contains a control character"
+    } else if n.starts_with('-') {
+        "starts with '-'"
+    } else if let Some(c) = n
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(bad(
+            what,
+            n,
+            format!("contains '{c}' (use letters, digits, '_', '.' and '-')"),
+        ));
     } else {
         return Ok(n.to_string());
     };
@@ -291,6 +354,21 @@ mod tests {
             (settings(Some("198.51.100.256"), None), "not an IP address"),
             (settings(Some(""), None), "not an IP address"),
             (settings(Some(" 198.51.100.2"), None), "not an IP address"),
+            (
+                settings(Some("169.254.0.1"), None),
+                "invalid IPv4 address '169.254.0.1': is narwhal's gateway",
+            ),
+            (
+                settings(None, Some("fe80::1")),
+                "invalid IPv6 address 'fe80::1': is narwhal's gateway",
+            ),
+            (
+                Settings {
+                    host_ipv4: Some("198.51.100.1".into()),
+                    ..settings(Some("169.254.0.1"), None)
+                },
+                "invalid IPv4 address '169.254.0.1': is narwhal's gateway",
+            ),
             (
                 Settings {
                     host_ipv4: Some("198.51.100.2".into()),
@@ -406,9 +484,29 @@ mod tests {
     }
 
     #[test]
+    fn refuses_names_the_kernel_rewrites_or_nftables_cannot_parse() {
+        for (n, want) in [
+            ("x%d", "'%'"),
+            ("nw+1", "'+'"),
+            ("nw\"x", "'\"'"),
+            ("nw;x", "';'"),
+            ("all", "sysctl directory"),
+            ("default", "sysctl directory"),
+            ("-x", "starts with '-'"),
+        ] {
+            for field in ["interface", "host-interface"] {
+                let mut s = settings(Some("198.51.100.2"), None);
+                crate::settings::find(field).unwrap().set(&mut s, n.into());
+                let err = spec(&s).expect_err(n).to_string();
+                assert!(err.contains(want), "{field} {n}: '{err}' lacks '{want}'");
+            }
+        }
+    }
+
+    #[test]
     fn accepts_options() {
         let s = Settings {
-            host_ipv4: Some("203.0.113.1".into()),
+            host_ipv4: Some("198.18.0.1".into()),
             host_ipv6: Some("2001:db8::1".into()),
             interface: Some("net0".into()),
             host_interface: Some("veth-web".into()),
@@ -417,7 +515,7 @@ mod tests {
             ..settings(Some("198.51.100.2"), Some("2001:db8::2"))
         };
         let s = spec(&s).unwrap();
-        assert_eq!(s.ipv4.unwrap().host, Ipv4Addr::new(203, 0, 113, 1));
+        assert_eq!(s.ipv4.unwrap().host, Ipv4Addr::new(198, 18, 0, 1));
         assert_eq!(s.container_if, "net0");
         assert_eq!(s.host_if, "veth-web");
         assert_eq!(s.mtu, Some(1280));

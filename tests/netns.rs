@@ -740,11 +740,12 @@ fn every_option() {
         "container: link set net0 up".to_string(),
         format!("container: route add default via {hv4} dev net0"),
         format!("container: route add default via {hv6} dev net0"),
-        format!("host: addr add {hv4} peer {v4}/32 scope link nodad dev {hif}"),
-        format!("host: addr add {hv6} peer {v6}/128 nodad dev {hif}"),
+        format!("host: addr add {hv4} peer {v4}/32 scope link noprefixroute nodad dev {hif}"),
+        format!("host: addr add {hv6} peer {v6}/128 noprefixroute nodad dev {hif}"),
         format!("host: neigh add {v4} lladdr {cmac} nud permanent dev {hif}"),
         format!("host: neigh add {v6} lladdr {cmac} nud permanent dev {hif}"),
         format!("host: link set {hif} up"),
+        format!("host: route add {v4}/32 dev {hif} src {hv4}"),
         format!("host: route add {v6}/128 dev {hif}"),
         "container: link set lo up".to_string(),
     ] {
@@ -883,7 +884,7 @@ fn applying_twice_fails_and_keeps_the_first() {
     let before = both(&c);
     let e = failed(&nw(&["--netns", &netns_arg(&c), "-4", V4, "-6", V6]));
     let h = host_if(&c);
-    assert!(e.contains(&format!("host interface {h} already exists in the host namespace (narwhal's, for '{}'; run 'narwhal remove' first)", c.pid())), "{e}");
+    assert!(e.contains(&format!("host interface {h} already exists in the host namespace (narwhal's, for '{}'; remove it first: narwhal remove --host-interface {h})", c.pid())), "{e}");
     assert_unchanged(&c, &before, "second run");
     // another host name, same container: the container's eth0 clashes
     let e = failed(&nw(&[

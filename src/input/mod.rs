@@ -1,1 +1,4 @@
+//! Input modes: each turns its input into one [`crate::request::Request`].
+
+pub mod args;
 pub mod oci;

@@ -20,7 +20,8 @@ use oci_spec::runtime::{ContainerState, State};
 use serde::de::{Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::request::{Request, Settings, Target};
+use crate::request::{Request, Target};
+use crate::settings::{self, Settings};
 
 /// The hook stage narwhal runs at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,22 +156,7 @@ pub const MAX_CONTAINER_ID_BYTES: usize = 1024;
 /// The longest accepted `narwhal.*` annotation value.
 pub const MAX_VALUE_BYTES: usize = 256;
 /// Annotations with this prefix belong to narwhal; unknown ones are errors.
-pub const ANNOTATION_PREFIX: &str = "narwhal.";
-
-/// Where each known annotation goes. The single list of known keys: adding
-/// an annotation is one line here.
-type Slot = fn(&mut Settings) -> &mut Option<String>;
-const ANNOTATIONS: &[(&str, Slot)] = &[
-    ("narwhal.ipv4", |s| &mut s.ipv4),
-    ("narwhal.ipv6", |s| &mut s.ipv6),
-    ("narwhal.host-ipv4", |s| &mut s.host_ipv4),
-    ("narwhal.host-ipv6", |s| &mut s.host_ipv6),
-    ("narwhal.interface", |s| &mut s.interface),
-    ("narwhal.host-interface", |s| &mut s.host_interface),
-    ("narwhal.mtu", |s| &mut s.mtu),
-    ("narwhal.forwarding", |s| &mut s.forwarding),
-    ("narwhal.paranoid", |s| &mut s.paranoid),
-];
+pub use crate::settings::ANNOTATION_PREFIX;
 
 /// Reads the OCI state from `stdin` (at most [`MAX_STATE_BYTES`]) and turns
 /// it into a [`HookInput`].
@@ -337,14 +323,10 @@ pub fn settings_from_annotations(
 
     let mut settings = Settings::default();
     for key in keys {
-        let Some((_, slot)) = ANNOTATIONS.iter().find(|(k, _)| *k == key.as_str()) else {
+        let Some(setting) = settings::by_annotation(key) else {
             return Err(OciError::UnknownAnnotation {
                 key: escape(truncate(key, 64)),
-                known: ANNOTATIONS
-                    .iter()
-                    .map(|(k, _)| *k)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: settings::known_annotations(),
             });
         };
         let value = &a[key];
@@ -354,10 +336,10 @@ pub fn settings_from_annotations(
         if value.chars().any(char::is_control) {
             return Err(OciError::ValueControl(key.clone()));
         }
-        *slot(&mut settings) = Some(value.clone());
+        setting.set(&mut settings, value.clone());
     }
 
-    if settings.ipv4.is_none() && settings.ipv6.is_none() {
+    if !settings.wants_network() {
         return Ok(None);
     }
     Ok(Some(settings))
@@ -1138,8 +1120,8 @@ mod tests {
         assert_eq!(settings_from_annotations(&a).unwrap(), None);
         a.insert("io.kubernetes.pod.name".to_string(), "x".to_string());
         assert_eq!(settings_from_annotations(&a).unwrap(), None);
-        for (k, _) in ANNOTATIONS {
-            a.insert(k.to_string(), format!("v-{k}"));
+        for k in settings::SCHEMA.iter().map(|s| s.annotation()) {
+            a.insert(k.clone(), format!("v-{k}"));
         }
         let s = settings_from_annotations(&a).unwrap().unwrap();
         assert_eq!(

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use nix::libc;
 use nix::sched::{setns, CloneFlags};
 
-/// `NSFS_MAGIC` from linux/magic.h.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
 /// `NS_GET_NSTYPE` ioctl from linux/nsfs.h: `_IO(0xb7, 0x3)`.
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
@@ -56,14 +54,11 @@ impl Netns {
                 path: path.into(),
                 source,
             })?;
-        let fd = file.as_raw_fd();
-        // SAFETY: fstatfs/ioctl on an fd we own, with a properly sized buffer.
-        let is_netns = unsafe {
-            let mut st: libc::statfs = std::mem::zeroed();
-            libc::fstatfs(fd, &mut st) == 0
-                && st.f_type as i64 == NSFS_MAGIC
-                && libc::ioctl(fd, NS_GET_NSTYPE as _) == libc::CLONE_NEWNET
-        };
+        use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+        let is_nsfs = fstatfs(&file).is_ok_and(|st| st.filesystem_type() == NSFS_MAGIC);
+        // SAFETY: an ioctl without arguments on an fd we own.
+        let is_netns = is_nsfs
+            && unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) } == libc::CLONE_NEWNET;
         if !is_netns {
             return Err(NetnsError::NotNetns { path: path.into() });
         }

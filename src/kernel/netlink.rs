@@ -1,5 +1,5 @@
-//! The only module that talks to the kernel: rtnetlink requests and
-//! `/proc/sys` writes, one method per verb, in one network namespace.
+//! rtnetlink, one method per verb, in one network namespace: the only
+//! module that imports rtnetlink.
 //!
 //! Every request asks for an ACK; kernel errors come back as `io::Error`
 //! carrying the errno, so callers print the OS text. Links are addressed by
@@ -10,20 +10,20 @@
 //! can delay by tens of milliseconds, past narwhal's exit.
 //! - An IPv6 address (even `nodad`) gets its local route (and, if the link
 //!   is up by then, a route to its peer) only when the address work runs.
-//!   Until then nothing addressed to it is received. [`NetOps::add_addr`]
+//!   Until then nothing addressed to it is received. [`Nl::add_addr`]
 //!   waits for the local route; as the plan adds addresses while the link
 //!   is down, the kernel's peer route is then never added (it needs the
 //!   link up), whatever the timing: the routes are always the same.
 //! - A carrier change (a veth end coming up turns the carrier on at both
 //!   ends) takes effect when the link-watch work runs: until then the link
 //!   drops what it should send, its operational state stays down and IPv6
-//!   has not seen it come up. [`NetOps::set_up`] has the kernel run that
+//!   has not seen it come up. [`Nl::set_up`] has the kernel run that
 //!   work for both ends of the pair.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
@@ -45,82 +45,14 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::{Handle, RouteMessageBuilder};
 
-use crate::netns::{Netns, NetnsError};
-use crate::plan::Family;
-
-/// What narwhal needs to know about an existing link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkState {
-    pub index: u32,
-    pub up: bool,
-    pub alias: Option<String>,
-    pub mac: Option<Vec<u8>>,
-    pub kind: Option<String>,
-}
-
-/// Kernel verbs in one network namespace. Implemented by [`Nl`] for the
-/// real kernel and by recording fakes in tests.
-#[allow(async_fn_in_trait)]
-pub trait NetOps {
-    /// Create a veth pair whose peer is created inside `peer_ns`.
-    async fn create_veth(&self, veth: &VethSpec<'_>, peer_ns: BorrowedFd<'_>) -> io::Result<()>;
-    /// Look up one link by name (not a dump). `None`: no such link.
-    async fn link(&self, name: &str) -> io::Result<Option<LinkState>>;
-    async fn set_alias(&self, name: &str, alias: &str) -> io::Result<()>;
-    /// Set the link up or down. Up: returns once the carrier change this
-    /// causes has taken effect at both ends of a veth pair.
-    async fn set_up(&self, name: &str, up: bool) -> io::Result<()>;
-    async fn del_link(&self, name: &str) -> io::Result<()>;
-    /// Add `local peer PEER/{32,128}`, no duplicate address detection.
-    /// Returns once the kernel receives packets for `local` on `name`.
-    async fn add_addr(
-        &self,
-        name: &str,
-        local: IpAddr,
-        peer: IpAddr,
-        scope_link: bool,
-    ) -> io::Result<()>;
-    async fn add_neigh(&self, name: &str, ip: IpAddr, mac: &[u8; 6]) -> io::Result<()>;
-    async fn add_route(
-        &self,
-        name: &str,
-        dst: Option<IpAddr>,
-        via: Option<IpAddr>,
-    ) -> io::Result<()>;
-    /// Install the `--paranoid` filter on host interface `ifname`.
-    fn add_filter(
-        &self,
-        ifname: &str,
-        mac: &[u8; 6],
-        v4: Option<Ipv4Addr>,
-        v6: Option<Ipv6Addr>,
-    ) -> io::Result<()>;
-    /// Remove narwhal's filter of `ifname`; `Ok(false)`: there was none.
-    fn del_filter(&self, ifname: &str) -> io::Result<bool>;
-    /// Write `/proc/sys/net/ipv{4,6}/conf/IFNAME/NAME`.
-    fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()>;
-}
-
-/// The veth pair to create.
-#[derive(Debug, Clone, Copy)]
-pub struct VethSpec<'a> {
-    pub host: &'a str,
-    pub host_mac: &'a [u8; 6],
-    pub peer: &'a str,
-    pub peer_mac: &'a [u8; 6],
-    pub mtu: Option<u32>,
-}
+use super::netns::{Netns, NetnsError};
+use crate::naming::ALIAS_PREFIX;
+use crate::net::{Addr, Family, Holder, Link, Neigh, Route, Veth, RTPROT_NARWHAL};
 
 /// An rtnetlink socket bound to one network namespace.
 pub struct Nl {
     handle: Handle,
-    /// Set for a foreign namespace: `/proc/sys` writes must enter it.
-    netns: Option<Arc<Netns>>,
     index: RefCell<HashMap<String, u32>>,
-    /// `/proc/sys/net` of this namespace, opened once: each absolute
-    /// `/proc/sys/net/...` lookup walks a list with one entry per network
-    /// namespace on the machine, which grows with the number of containers.
-    sysctl_dir: std::cell::OnceCell<std::os::fd::OwnedFd>,
 }
 
 /// How long narwhal waits for the kernel to finish a change in its work
@@ -174,36 +106,24 @@ impl Nl {
     /// A socket in this thread's namespace. Must be called inside a tokio
     /// runtime; the connection task is spawned on it.
     pub fn current() -> io::Result<Nl> {
-        Ok(Self::start(rtnetlink::new_connection()?, None))
+        Ok(Self::start(rtnetlink::new_connection()?))
     }
 
     /// A socket inside `ns`, opened while this thread is in `ns`; the
     /// socket keeps that namespace for its whole life.
-    pub fn open_in(ns: Arc<Netns>) -> Result<io::Result<Nl>, NetnsError> {
+    pub fn open_in(ns: &Arc<Netns>) -> Result<io::Result<Nl>, NetnsError> {
         let opened = ns.run(rtnetlink::new_connection)?;
-        Ok(opened.map(|c| Self::start(c, Some(ns))))
+        Ok(opened.map(Self::start))
     }
 
     /// Spawn the connection task on this thread's runtime.
     fn start<M>(
         (conn, handle, _): (rtnetlink::proto::Connection<RouteNetlinkMessage>, Handle, M),
-        netns: Option<Arc<Netns>>,
     ) -> Nl {
         tokio::spawn(conn);
         Nl {
             handle,
-            netns,
             index: RefCell::default(),
-            sysctl_dir: Default::default(),
-        }
-    }
-
-    /// Run `f` in this socket's namespace: `/proc/sys` and nftables act in
-    /// the calling thread's.
-    fn in_ns<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-        match &self.netns {
-            None => f(),
-            Some(ns) => ns.run(f).map_err(|e| io::Error::other(e.to_string()))?,
         }
     }
 
@@ -326,27 +246,46 @@ fn veth_end(name: &str, mac: &[u8; 6], mtu: Option<u32>) -> LinkMessage {
 }
 
 fn family(ip: &IpAddr) -> AddressFamily {
-    if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
+    match Family::of(ip) {
+        Family::V4 => AddressFamily::Inet,
+        Family::V6 => AddressFamily::Inet6,
     }
 }
 
-fn host_len(ip: &IpAddr) -> u8 {
-    if ip.is_ipv4() {
-        32
-    } else {
-        128
+fn link_state(msg: LinkMessage) -> Link {
+    let mut st = Link {
+        index: msg.header.index,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        noarp: msg.header.flags.contains(LinkFlags::Noarp),
+        ..Link::default()
+    };
+    for a in msg.attributes {
+        match a {
+            LinkAttribute::IfAlias(s) => st.alias = Some(s),
+            LinkAttribute::Address(m) => st.mac = Some(m),
+            LinkAttribute::Mtu(m) => st.mtu = Some(m),
+            LinkAttribute::IfName(n) => st.name = n,
+            LinkAttribute::Link(_) => st.peer_alive = true,
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        st.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
     }
+    st
 }
 
-impl NetOps for Nl {
-    async fn create_veth(&self, v: &VethSpec<'_>, peer_ns: BorrowedFd<'_>) -> io::Result<()> {
-        let mut peer = veth_end(v.peer, v.peer_mac, v.mtu);
+impl Nl {
+    /// Create a veth pair whose peer is created inside `peer_ns`.
+    pub async fn create_veth(&self, v: &Veth, peer_ns: BorrowedFd<'_>) -> io::Result<()> {
+        let mut peer = veth_end(&v.peer, &v.peer_mac, v.mtu);
         peer.attributes
             .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
-        let mut m = veth_end(v.host, v.host_mac, v.mtu);
+        let mut m = veth_end(&v.host, &v.host_mac, v.mtu);
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
@@ -355,7 +294,8 @@ impl NetOps for Nl {
             .await
     }
 
-    async fn link(&self, name: &str) -> io::Result<Option<LinkState>> {
+    /// Look up one link by name (not a dump). `None`: no such link.
+    pub async fn link(&self, name: &str) -> io::Result<Option<Link>> {
         let mut req = self
             .handle
             .link()
@@ -373,41 +313,33 @@ impl NetOps for Nl {
                 }
             }
             Some(Ok(msg)) => {
-                let mut st = LinkState {
-                    index: msg.header.index,
-                    up: msg.header.flags.contains(LinkFlags::Up),
-                    alias: None,
-                    mac: None,
-                    kind: None,
-                };
-                for a in msg.attributes {
-                    match a {
-                        LinkAttribute::IfAlias(s) => st.alias = Some(s),
-                        LinkAttribute::Address(m) => st.mac = Some(m),
-                        LinkAttribute::LinkInfo(infos) => {
-                            for i in infos {
-                                if let LinkInfo::Kind(k) = i {
-                                    st.kind = Some(k.to_string());
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                let st = link_state(msg);
                 self.index.borrow_mut().insert(name.to_string(), st.index);
                 Ok(Some(st))
             }
         }
     }
 
-    async fn set_alias(&self, name: &str, alias: &str) -> io::Result<()> {
+    /// Every link of this namespace (a dump: `narwhal list` only).
+    pub async fn links(&self) -> io::Result<Vec<Link>> {
+        let mut req = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(m) = req.next().await {
+            out.push(link_state(m.map_err(kernel_err)?));
+        }
+        Ok(out)
+    }
+
+    pub async fn set_alias(&self, name: &str, alias: &str) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = self.index(name).await?;
         m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
         self.ack(RouteNetlinkMessage::SetLink(m), 0).await
     }
 
-    async fn set_up(&self, name: &str, up: bool) -> io::Result<()> {
+    /// Set the link up or down. Up: returns once the carrier change this
+    /// causes has taken effect at both ends of a veth pair.
+    pub async fn set_up(&self, name: &str, up: bool) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = self.index(name).await?;
         m.header.flags = if up {
@@ -458,34 +390,18 @@ impl NetOps for Nl {
         }
     }
 
-    async fn del_link(&self, name: &str) -> io::Result<()> {
+    pub async fn del_link(&self, name: &str) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = self.index(name).await?;
         self.index.borrow_mut().remove(name);
         self.ack(RouteNetlinkMessage::DelLink(m), 0).await
     }
 
-    async fn add_addr(
-        &self,
-        name: &str,
-        local: IpAddr,
-        peer: IpAddr,
-        scope_link: bool,
-    ) -> io::Result<()> {
-        let mut m = AddressMessage::default();
-        m.header.family = family(&local);
-        m.header.prefix_len = host_len(&peer);
-        m.header.index = self.index(name).await?;
-        m.header.scope = if scope_link {
-            AddressScope::Link
-        } else {
-            AddressScope::Universe
-        };
-        m.attributes.push(AddressAttribute::Local(local));
-        m.attributes.push(AddressAttribute::Address(peer));
-        m.attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        let index = m.header.index;
+    /// Add `local peer PEER/{32,128}`, no duplicate address detection.
+    /// Returns once the kernel receives packets for `local` on the link.
+    pub async fn add_addr(&self, a: &Addr) -> io::Result<()> {
+        let m = self.addr_message(a).await?;
+        let (index, local) = (m.header.index, a.local);
         self.ack(
             RouteNetlinkMessage::NewAddress(m),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -503,18 +419,80 @@ impl NetOps for Nl {
         }
     }
 
-    async fn add_neigh(&self, name: &str, ip: IpAddr, mac: &[u8; 6]) -> io::Result<()> {
+    async fn addr_message(&self, a: &Addr) -> io::Result<AddressMessage> {
+        let mut m = AddressMessage::default();
+        m.header.family = family(&a.local);
+        m.header.prefix_len = Family::of(&a.peer).host_len();
+        m.header.index = self.index(&a.ifname).await?;
+        m.header.scope = if a.scope_link {
+            AddressScope::Link
+        } else {
+            AddressScope::Universe
+        };
+        m.attributes.push(AddressAttribute::Local(a.local));
+        m.attributes.push(AddressAttribute::Address(a.peer));
+        let mut flags = AddressFlags::Nodad;
+        if !a.prefix_route {
+            flags |= AddressFlags::Noprefixroute;
+        }
+        m.attributes.push(AddressAttribute::Flags(flags));
+        Ok(m)
+    }
+
+    /// Whether link `a.ifname` has address `a.local` with peer `a.peer`.
+    pub async fn has_addr(&self, a: &Addr) -> io::Result<bool> {
+        Ok(self.addrs(&a.ifname).await?.contains(&(a.local, a.peer)))
+    }
+
+    /// The `(local, peer)` addresses of link `name`.
+    pub async fn addrs(&self, name: &str) -> io::Result<Vec<(IpAddr, IpAddr)>> {
+        let index = self.index(name).await?;
+        let mut req = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut out = Vec::new();
+        while let Some(m) = req.next().await {
+            let m = m.map_err(kernel_err)?;
+            if m.header.index != index {
+                continue;
+            }
+            let (mut local, mut peer) = (None, None);
+            for a in m.attributes {
+                match a {
+                    AddressAttribute::Local(l) => local = Some(l),
+                    AddressAttribute::Address(p) => peer = Some(p),
+                    _ => {}
+                }
+            }
+            if let Some(p) = peer {
+                out.push((local.unwrap_or(p), p));
+            }
+        }
+        Ok(out)
+    }
+
+    fn neigh_message(index: u32, n: &Neigh) -> NeighbourMessage {
         let mut m = NeighbourMessage::default();
-        m.header.family = family(&ip);
-        m.header.ifindex = self.index(name).await?;
+        m.header.family = family(&n.ip);
+        m.header.ifindex = index;
         m.header.state = NeighbourState::Permanent;
         m.header.kind = RouteType::Unspec;
-        m.attributes.push(NeighbourAttribute::Destination(match ip {
-            IpAddr::V4(a) => NeighbourAddress::Inet(a),
-            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
-        }));
         m.attributes
-            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+            .push(NeighbourAttribute::Destination(match n.ip {
+                IpAddr::V4(a) => NeighbourAddress::Inet(a),
+                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+            }));
+        m
+    }
+
+    /// Add a permanent neighbour entry.
+    pub async fn add_neigh(&self, n: &Neigh) -> io::Result<()> {
+        let mut m = Self::neigh_message(self.index(&n.ifname).await?, n);
+        m.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(n.mac.to_vec()));
         self.ack(
             RouteNetlinkMessage::NewNeighbour(m),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -522,13 +500,26 @@ impl NetOps for Nl {
         .await
     }
 
-    async fn add_route(
-        &self,
-        name: &str,
-        dst: Option<IpAddr>,
-        via: Option<IpAddr>,
-    ) -> io::Result<()> {
-        let index = self.index(name).await?;
+    /// Whether the permanent neighbour entry `n` is there, with its MAC.
+    pub async fn has_neigh(&self, n: &Neigh) -> io::Result<bool> {
+        let index = self.index(&n.ifname).await?;
+        let m = Self::neigh_message(index, n);
+        let replies = match self.query(RouteNetlinkMessage::GetNeighbour(m)).await {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => return Ok(false),
+            r => r?,
+        };
+        Ok(replies.iter().any(|r| match r {
+            RouteNetlinkMessage::NewNeighbour(m) => {
+                m.header.state == NeighbourState::Permanent
+                    && m.attributes
+                        .contains(&NeighbourAttribute::LinkLayerAddress(n.mac.to_vec()))
+            }
+            _ => false,
+        }))
+    }
+
+    async fn route_message(&self, r: &Route) -> io::Result<RouteMessage> {
+        let (index, dst, via) = (self.index(&r.ifname).await?, r.dst, r.via);
         let scope = if via.is_some() {
             RouteScope::Universe
         } else {
@@ -545,6 +536,9 @@ impl NetOps for Nl {
                 if let Some(IpAddr::V4(g)) = via {
                     b = b.gateway(g);
                 }
+                if let Some(IpAddr::V4(s)) = r.src {
+                    b = b.pref_source(s);
+                }
                 b.build()
             }
             (Some(IpAddr::V6(_)), _) | (None, Some(IpAddr::V6(_))) => {
@@ -557,49 +551,114 @@ impl NetOps for Nl {
                 if let Some(IpAddr::V6(g)) = via {
                     b = b.gateway(g);
                 }
+                if let Some(IpAddr::V6(s)) = r.src {
+                    b = b.pref_source(s);
+                }
                 b.build()
             }
             (None, None) => return Err(io::Error::from_raw_os_error(nix::libc::EINVAL)),
         };
+        let mut m = m;
+        m.header.protocol = RouteProtocol::Other(RTPROT_NARWHAL);
+        Ok(m)
+    }
+
+    /// Add a route with narwhal's protocol.
+    pub async fn add_route(&self, r: &Route) -> io::Result<()> {
+        let m = self.route_message(r).await?;
         self.ack(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
             .await
     }
 
-    fn add_filter(
-        &self,
-        ifname: &str,
-        mac: &[u8; 6],
-        v4: Option<Ipv4Addr>,
-        v6: Option<Ipv6Addr>,
-    ) -> io::Result<()> {
-        self.in_ns(|| crate::nft::install(ifname, mac, v4, v6))
+    /// Whether route `r` is there (out of its link, to its destination,
+    /// via its gateway): one exact lookup, not a dump.
+    pub async fn has_route(&self, r: &Route) -> io::Result<bool> {
+        let want = self.route_message(r).await?;
+        let mut m = RouteMessage::default();
+        m.header.address_family = want.header.address_family;
+        m.header.destination_prefix_length = want.header.destination_prefix_length;
+        m.header.flags = RouteFlags::FibMatch;
+        let dst = r.dst.unwrap_or(match r.family {
+            Family::V4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        m.attributes.push(RouteAttribute::Destination(match dst {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        }));
+        let replies = match self.query(RouteNetlinkMessage::GetRoute(m)).await {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)
+                ) =>
+            {
+                return Ok(false)
+            }
+            r => r?,
+        };
+        let index = self.index(&r.ifname).await?;
+        Ok(replies.iter().any(|reply| match reply {
+            RouteNetlinkMessage::NewRoute(got) => {
+                got.header.destination_prefix_length == want.header.destination_prefix_length
+                    && got.attributes.contains(&RouteAttribute::Oif(index))
+                    && want
+                        .attributes
+                        .iter()
+                        .filter(|a| matches!(a, RouteAttribute::Gateway(_)))
+                        .all(|g| got.attributes.contains(g))
+            }
+            _ => false,
+        }))
     }
 
-    fn del_filter(&self, ifname: &str) -> io::Result<bool> {
-        self.in_ns(|| crate::nft::remove(ifname))
-    }
-
-    fn sysctl(&self, family: Family, ifname: &str, name: &str, value: &str) -> io::Result<()> {
-        use nix::fcntl::{openat, OFlag};
-        use nix::sys::stat::Mode;
-        let v = if family == Family::V4 { 4 } else { 6 };
-        let path = format!("ipv{v}/conf/{ifname}/{name}");
-        self.in_ns(|| {
-            let dir = match self.sysctl_dir.get() {
-                Some(d) => d,
-                None => {
-                    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-                    let d = nix::fcntl::open("/proc/sys/net", flags, Mode::empty())?;
-                    self.sysctl_dir.get_or_init(|| d)
-                }
+    /// Who holds `ip` here: a local route (an address of this namespace)
+    /// or a full-length route out of a narwhal link. One exact lookup.
+    pub async fn holder(&self, ip: IpAddr) -> io::Result<Option<Holder>> {
+        let full = Family::of(&ip).host_len();
+        let mut m = RouteMessage::default();
+        m.header.address_family = family(&ip);
+        m.header.destination_prefix_length = full;
+        m.header.flags = RouteFlags::FibMatch;
+        m.attributes.push(RouteAttribute::Destination(match ip {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        }));
+        let replies = match self.query(RouteNetlinkMessage::GetRoute(m)).await {
+            Err(e)
+                if e.raw_os_error()
+                    .is_some_and(|c| c != nix::libc::ENOMEM && c != nix::libc::EPERM) =>
+            {
+                return Ok(None); // no route at all: nobody holds it
+            }
+            r => r?,
+        };
+        for reply in replies {
+            let RouteNetlinkMessage::NewRoute(r) = reply else {
+                continue;
             };
-            let fd = openat(
-                dir,
-                path.as_str(),
-                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            std::io::Write::write_all(&mut std::fs::File::from(fd), value.as_bytes())
-        })
+            if r.header.kind == RouteType::Local {
+                return Ok(Some(Holder::Host));
+            }
+            if r.header.destination_prefix_length != full {
+                continue;
+            }
+            let oif = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            let Some(oif) = oif else { continue };
+            let Ok(l) = self.get_link(oif, None).await else {
+                continue;
+            };
+            let l = link_state(l);
+            if let Some(alias) = l.alias.filter(|a| a.starts_with(ALIAS_PREFIX)) {
+                return Ok(Some(Holder::Link {
+                    name: l.name,
+                    alias,
+                }));
+            }
+        }
+        Ok(None)
     }
 }

@@ -1,0 +1,73 @@
+//! `narwhal check [--repair] (CONTAINER | --pid PID | --netns PATH)`:
+//! compare a container's link with its plan, both sides.
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::CheckArgs;
+use crate::kernel::{Kernel, System};
+use crate::log::Log;
+use crate::net::Side;
+use crate::settings::Settings;
+use crate::spec::Config;
+use crate::{engine, input, naming, target};
+
+/// Fill in the addresses (and the filter) a container was set up with from
+/// its host interface, which keeps them across a link flap.
+fn derive(settings: &mut Settings, host_if: &str) -> Result<()> {
+    let mut k = System::open(None)?;
+    if k.link(Side::Host, host_if)?.is_none() {
+        bail!("no host interface {host_if}: give the addresses (-4/-6) to check against");
+    }
+    for (local, peer) in k.addrs(Side::Host, host_if)? {
+        let (c, h) = match peer {
+            std::net::IpAddr::V4(_) => (&mut settings.ipv4, &mut settings.host_ipv4),
+            std::net::IpAddr::V6(_) => (&mut settings.ipv6, &mut settings.host_ipv6),
+        };
+        if local != peer && c.is_none() {
+            *c = Some(peer.to_string());
+            *h = Some(local.to_string());
+        }
+    }
+    if settings.paranoid.is_none() && k.has_filter(host_if)? {
+        settings.paranoid = Some("true".into());
+    }
+    if !settings.wants_network() {
+        bail!("host interface {host_if} has no addresses: give the addresses (-4/-6) to check against");
+    }
+    Ok(())
+}
+
+pub fn run(a: CheckArgs, log: &Log) -> Result<()> {
+    let t = input::args::target(a.target)?;
+    let what = format!("check {t}");
+    let r = target::resolve(&t).with_context(|| what.clone())?;
+    let key = a.oci_id.unwrap_or(r.key);
+    let mut settings = a.settings.0;
+    if !settings.wants_network() {
+        let host_if = settings
+            .host_interface
+            .clone()
+            .unwrap_or_else(|| naming::host_ifname(&key));
+        derive(&mut settings, &host_if).with_context(|| what.clone())?;
+    }
+    let spec = Config::new(&settings)?.for_target(r.netns, &key);
+    let health = engine::check(&spec, a.repair, &|s| log.info(&format!("repaired: {s}")))
+        .with_context(|| what.clone())?;
+    for f in &health.findings {
+        println!("{f}");
+    }
+    let bad = if a.repair {
+        health.unrepaired.len()
+    } else {
+        health.findings.len()
+    };
+    if a.repair {
+        for e in &health.unrepaired {
+            println!("not repaired: {}", crate::error::render(e));
+        }
+    }
+    if bad > 0 {
+        bail!("{what}: {bad} problem(s) on {}", spec.host_if);
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The `--paranoid` anti-spoofing filter: one nftables `netdev` table per
+//! container, hooked on ingress (and, Linux 5.16+, egress) of the host
+//! interface, applied in-process through libnftables, loaded at run time
+//! (libloading), so narwhal runs without it unless `--paranoid` is used.
+//!
+//! The ruleset text is built by [`filter_ruleset`], a pure function.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use crate::naming::filter_table as table_name;
+use crate::net::{format_mac, Filter};
+
+/// ICMPv6 types a container may send. Router advertisements, redirects and
+/// router solicitations are not among them.
+const ICMPV6_ALLOWED: &str =
+    "destination-unreachable, packet-too-big, time-exceeded, parameter-problem, \
+echo-request, echo-reply, mld-listener-report, mld-listener-done, mld2-listener-report, \
+nd-neighbor-solicit, nd-neighbor-advert";
+
+/// The filter for the host interface `ifname` of a container with MAC
+/// `mac` and the given addresses: accept IPv4/IPv6 from that MAC with that
+/// source only; drop everything else (ARP, other ethertypes, spoofed
+/// sources, router advertisements). Any stale table of the same name is
+/// replaced in the same transaction.
+pub fn filter_ruleset(
+    ifname: &str,
+    mac: &[u8; 6],
+    v4: Option<Ipv4Addr>,
+    v6: Option<Ipv6Addr>,
+    egress: bool,
+) -> String {
+    let t = table_name(ifname);
+    let mut s = String::new();
+    let _ = writeln!(s, "add table netdev {t}");
+    let _ = writeln!(s, "delete table netdev {t}");
+    let _ = writeln!(s, "table netdev {t} {{");
+    let _ = writeln!(s, "  chain ingress {{");
+    let _ = writeln!(
+        s,
+        "    type filter hook ingress device \"{ifname}\" priority -500; policy drop;"
+    );
+    let _ = writeln!(s, "    ether saddr != {} drop", format_mac(mac));
+    if let Some(a) = v4 {
+        let _ = writeln!(s, "    ether type ip ip saddr != {a} drop");
+        let _ = writeln!(s, "    ether type ip accept");
+    }
+    if let Some(a) = v6 {
+        let _ = writeln!(s, "    ether type ip6 ip6 saddr != {a} drop");
+        let _ = writeln!(
+            s,
+            "    ether type ip6 meta l4proto ipv6-icmp icmpv6 type != {{ {ICMPV6_ALLOWED} }} drop"
+        );
+        let _ = writeln!(s, "    ether type ip6 accept");
+    }
+    let _ = writeln!(s, "  }}");
+    if egress {
+        // what the host sends the container: only IPv4/IPv6 to its own
+        // addresses and MAC, nothing else (no broadcast, no other address
+        // routed onto this link by mistake)
+        let _ = writeln!(s, "  chain egress {{");
+        let _ = writeln!(
+            s,
+            "    type filter hook egress device \"{ifname}\" priority -500; policy drop;"
+        );
+        let _ = writeln!(s, "    ether daddr != {} drop", format_mac(mac));
+        if let Some(a) = v4 {
+            let _ = writeln!(s, "    ether type ip ip daddr {a} accept");
+        }
+        if let Some(a) = v6 {
+            let _ = writeln!(s, "    ether type ip6 ip6 daddr {a} accept");
+        }
+        let _ = writeln!(s, "  }}");
+    }
+    let _ = writeln!(s, "}}");
+    s
+}
+
+/// Delete the filter of `ifname`, if there is one.
+pub fn delete_ruleset(ifname: &str) -> String {
+    let t = table_name(ifname);
+    format!("add table netdev {t}\ndelete table netdev {t}\n")
+}
+
+/// Where narwhal notes which filters it made: one empty file per filter,
+/// named `<netns cookie>-<ifname>`. A filter table outlives its interface
+/// (the container may stop without teardown) and would attach to the next
+/// interface of that name; the mark lets setup and teardown find such a
+/// table with one `stat` instead of loading libnftables every time. The
+/// namespace cookie is never reused while the machine runs (unlike an
+/// inode number), so a mark never matches a later namespace. /run is
+/// emptied at boot, like the ruleset.
+pub const MARK_DIR: &str = "/run/narwhal/filters";
+
+/// `SO_NETNS_COOKIE` (Linux 5.14).
+const SO_NETNS_COOKIE: nix::libc::c_int = 71;
+
+/// This thread's network namespace, as a number no other namespace gets
+/// while the machine runs: its cookie, or its inode on kernels before 5.14.
+fn netns_id() -> io::Result<String> {
+    use nix::libc;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: a datagram socket we own, closed on drop; getsockopt into a
+    // properly sized u64.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd >= 0 {
+            let sock = OwnedFd::from_raw_fd(fd);
+            let mut cookie: u64 = 0;
+            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+            let rc = libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                (&mut cookie as *mut u64).cast(),
+                &mut len,
+            );
+            if rc == 0 {
+                return Ok(format!("c{cookie}"));
+            }
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    Ok(format!(
+        "i{}",
+        std::fs::metadata("/proc/thread-self/ns/net")?.ino()
+    ))
+}
+
+/// An I/O error that names the path it is about.
+fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn mark(ifname: &str) -> io::Result<PathBuf> {
+    Ok(Path::new(MARK_DIR).join(format!("{}-{ifname}", netns_id()?)))
+}
+
+/// Whether narwhal made a filter for `ifname` in this thread's namespace
+/// that has not been removed.
+pub fn is_marked(ifname: &str) -> io::Result<bool> {
+    let m = mark(ifname)?;
+    match std::fs::symlink_metadata(&m) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(at(&m)(e)),
+    }
+}
+
+/// The host interfaces of this namespace with a filter mark.
+pub fn marked() -> io::Result<Vec<String>> {
+    let prefix = format!("{}-", netns_id()?);
+    let dir = Path::new(MARK_DIR);
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(at(dir))?,
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let name = e
+            .map_err(at(dir))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(ifname) = name.strip_prefix(&prefix) {
+            out.push(ifname.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Install the filter. The mark is written first, so a crash never leaves
+/// an unmarked table; if the table cannot be made, a mark this call wrote
+/// is removed again (the transaction changed nothing).
+pub fn install(f: &Filter) -> io::Result<()> {
+    let m = mark(&f.ifname)?;
+    let dir = Path::new(MARK_DIR);
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    let existed = is_marked(&f.ifname)?;
+    std::fs::write(&m, b"").map_err(at(&m))?;
+    let (ifname, mac, v4, v6) = (&f.ifname, &f.mac, f.ipv4, f.ipv6);
+    // the egress hook needs Linux 5.16; older kernels get ingress only
+    let r = run(&filter_ruleset(ifname, mac, v4, v6, true))
+        .or_else(|_| run(&filter_ruleset(ifname, mac, v4, v6, false)));
+    if r.is_err() && !existed {
+        let _ = std::fs::remove_file(&m);
+    }
+    r
+}
+
+/// Remove the filter of `ifname` if narwhal made one; `Ok(false)` if not.
+pub fn remove(ifname: &str) -> io::Result<bool> {
+    if !is_marked(ifname)? {
+        return Ok(false);
+    }
+    run(&delete_ruleset(ifname))?;
+    let m = mark(ifname)?;
+    match std::fs::remove_file(&m) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(at(&m)(e)),
+        _ => Ok(true),
+    }
+}
+
+const LIBNFTABLES: &str = "libnftables.so.1";
+
+/// Run an nft script in this thread's network namespace, atomically (one
+/// transaction). Errors carry nft's own message.
+pub fn run(script: &str) -> io::Result<()> {
+    use std::ffi::{c_char, c_int, c_void, CStr, CString};
+    type CtxNew = unsafe extern "C" fn(u32) -> *mut c_void;
+    type CtxFree = unsafe extern "C" fn(*mut c_void);
+    type BufferError = unsafe extern "C" fn(*mut c_void) -> c_int;
+    type GetErrorBuffer = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+    type RunCmd = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
+
+    let cmd = CString::new(script).map_err(|_| io::Error::other("nft script contains NUL"))?;
+    let missing = |e: libloading::Error| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("cannot use {LIBNFTABLES} (install the nftables package): {e}"),
+        )
+    };
+    // SAFETY: libnftables' documented C API, used as documented: a context
+    // per call, freed before returning; the library outlives every call.
+    unsafe {
+        let lib = libloading::Library::new(LIBNFTABLES).map_err(missing)?;
+        let ctx_new = lib.get::<CtxNew>(b"nft_ctx_new").map_err(missing)?;
+        let ctx_free = lib.get::<CtxFree>(b"nft_ctx_free").map_err(missing)?;
+        let buffer_error = lib
+            .get::<BufferError>(b"nft_ctx_buffer_error")
+            .map_err(missing)?;
+        let get_error = lib
+            .get::<GetErrorBuffer>(b"nft_ctx_get_error_buffer")
+            .map_err(missing)?;
+        let run_cmd = lib
+            .get::<RunCmd>(b"nft_run_cmd_from_buffer")
+            .map_err(missing)?;
+        let ctx = ctx_new(0);
+        if ctx.is_null() {
+            return Err(io::Error::other("nft_ctx_new failed"));
+        }
+        buffer_error(ctx);
+        let rc = run_cmd(ctx, cmd.as_ptr());
+        let res = if rc == 0 {
+            Ok(())
+        } else {
+            let e = get_error(ctx);
+            let msg = if e.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(e).to_string_lossy().into_owned()
+            };
+            let first = msg
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("nft command failed")
+                .trim()
+                .to_string();
+            Err(io::Error::other(first))
+        };
+        ctx_free(ctx);
+        res
+    }
+}
