@@ -202,6 +202,10 @@ impl<'a, K: Kernel> Applier<'a, K> {
                     false => Ok(Outcome::Absent),
                 },
             },
+            Step::EnsureSourceCheck => match k.ensure_source_check()? {
+                true => Ok(Outcome::Done),
+                false => Ok(Outcome::Absent),
+            },
             Step::AddFilter(f) => done(k.add_filter(f)),
             Step::Sysctl { side, sysctl } => match k.set_sysctl(*side, sysctl) {
                 // no IPv6 in this kernel: disabling it is already done
@@ -371,6 +375,7 @@ impl<'a, K: Kernel> Applier<'a, K> {
             }
             Step::DelStaleFilter { .. } | Step::DelLink { .. } | Step::DelFilter { .. } => None,
             Step::AddFilter(f) => missing(k.has_filter(&f.ifname)?),
+            Step::EnsureSourceCheck => missing(k.has_source_check()?),
             Step::Sysctl { side, sysctl } => match k.sysctl(*side, sysctl) {
                 Ok(v) if v == sysctl.value => None,
                 Ok(v) => Some(Problem::Wrong(format!("is {v}"))),

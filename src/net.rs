@@ -13,6 +13,10 @@ pub type Mac = [u8; 6];
 /// common routing daemon (see rt_protos(5) and docs/multi-host.md).
 pub const RTPROT_NARWHAL: u8 = 77;
 
+/// The interface group of every narwhal host link (`ip link` shows
+/// `group 77`): the host-wide source check matches it.
+pub const LINK_GROUP: u32 = 77;
+
 /// Which network namespace an object lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -67,6 +71,8 @@ impl Family {
 pub struct Veth {
     pub host: String,
     pub host_mac: Mac,
+    /// The host end's interface group ([`LINK_GROUP`]).
+    pub host_group: u32,
     pub peer: String,
     pub peer_mac: Mac,
     pub mtu: Option<u32>,

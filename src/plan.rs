@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::naming::{self, filter_table};
-use crate::net::{format_mac, Addr, Family, Filter, Neigh, Route, Side, Sysctl, Veth};
+use crate::net::{format_mac, Addr, Family, Filter, Neigh, Route, Side, Sysctl, Veth, LINK_GROUP};
 use crate::spec::Spec;
 
 /// Whose link a teardown may delete.
@@ -51,6 +51,11 @@ pub enum Step {
     DelStaleFilter {
         ifname: String,
     },
+    /// The host-wide source check (nftables table `inet narwhal`), shared
+    /// by every narwhal link: made by the first setup on a host, and again
+    /// if it was flushed; does nothing, and prints nothing, when it is
+    /// there. Never undone: other containers rely on it.
+    EnsureSourceCheck,
     /// The `--paranoid` filter. Undo: delete it (it outlives the link).
     AddFilter(Filter),
     Sysctl {
@@ -115,7 +120,7 @@ impl Step {
     /// Steps that may find nothing to do; they are not counted by failure
     /// injection and print only when they change something.
     pub fn is_conditional(&self) -> bool {
-        matches!(self, Step::DelStaleFilter { .. })
+        matches!(self, Step::DelStaleFilter { .. } | Step::EnsureSourceCheck)
     }
 }
 
@@ -131,9 +136,10 @@ impl fmt::Display for Step {
                 let mtu = v.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
                 write!(
                     f,
-                    "link add {} address {}{mtu} arp off type veth peer name {} address {}{mtu} arp off netns {netns}",
+                    "link add {} address {}{mtu} group {} arp off type veth peer name {} address {}{mtu} arp off netns {netns}",
                     v.host,
                     format_mac(&v.host_mac),
+                    v.host_group,
                     v.peer,
                     format_mac(&v.peer_mac),
                 )
@@ -143,6 +149,10 @@ impl fmt::Display for Step {
                 f,
                 "nft delete table netdev {} (left by an earlier container)",
                 filter_table(ifname)
+            ),
+            Step::EnsureSourceCheck => write!(
+                f,
+                "nft add table inet narwhal (shared source check: a packet from interface group {LINK_GROUP} must come from an address routed back out of that interface)"
             ),
             Step::AddFilter(flt) => {
                 write!(
@@ -257,6 +267,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             veth: Veth {
                 host: h.to_string(),
                 host_mac,
+                host_group: LINK_GROUP,
                 peer: c.to_string(),
                 peer_mac: container_mac,
                 mtu: spec.mtu,
@@ -267,6 +278,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             ifname: h.to_string(),
             alias: naming::alias(&spec.key),
         },
+        Step::EnsureSourceCheck,
     ];
     if spec.paranoid {
         // before anything can come up; replaces any stale table atomically
@@ -430,8 +442,9 @@ mod tests {
         let cm = format_mac(&naming::container_mac("42"));
         let want = format!(
             "\
-host: link add nw-42 address {hm} mtu 1500 arp off type veth peer name eth0 address {cm} mtu 1500 arp off netns /proc/42/ns/net
+host: link add nw-42 address {hm} mtu 1500 group 77 arp off type veth peer name eth0 address {cm} mtu 1500 arp off netns /proc/42/ns/net
 host: link set nw-42 alias narwhal:42
+host: nft add table inet narwhal (shared source check: a packet from interface group 77 must come from an address routed back out of that interface)
 host: nft delete table netdev narwhal-nw-42 (left by an earlier container)
 host: sysctl net.ipv4.conf.nw-42.rp_filter=1
 host: sysctl net.ipv6.conf.nw-42.addr_gen_mode=1
@@ -480,10 +493,10 @@ container: link set lo up
         };
         let spec = Spec::new("/proc/42/ns/net".into(), "42", &s).unwrap();
         let steps = plan_up(&spec);
-        assert!(matches!(&steps[2], Step::AddFilter(f) if f.ipv6.is_none()));
+        assert!(matches!(&steps[3], Step::AddFilter(f) if f.ipv6.is_none()));
         let cm = format_mac(&naming::container_mac("42"));
         assert_eq!(
-            steps[2].to_string(),
+            steps[3].to_string(),
             format!("host: nft add table netdev narwhal-nw-42 (ingress nw-42: accept ether saddr {cm} ip saddr 198.51.100.2; drop the rest; egress: only to those addresses and MAC)")
         );
         assert_eq!(
@@ -497,7 +510,7 @@ container: link set lo up
         let plain = plan_up(&without);
         assert!(!plain.iter().any(|s| matches!(s, Step::AddFilter(_))));
         // the stale filter is removed only once the name is ours
-        assert!(matches!(&plain[2], Step::DelStaleFilter { .. }));
+        assert!(matches!(&plain[3], Step::DelStaleFilter { .. }));
     }
 
     #[test]

@@ -166,6 +166,11 @@ fn dual_stack(r: Runtime) {
             norm(s, &host_if, id, &pid)
         })
         .collect();
+    // the shared source check is made once per host: whether a run logs it
+    // depends on the runs before it
+    let once = |s: &&String| !s.starts_with("host: nft add table inet narwhal ");
+    let reference: Vec<&String> = reference.iter().filter(once).collect();
+    let steps: Vec<&String> = steps.iter().filter(once).collect();
     assert_eq!(steps, reference, "hook log lines vs narwhal --trace");
 
     let hold = std::fs::File::open(ctr.netns()).unwrap();

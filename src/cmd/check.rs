@@ -12,20 +12,30 @@ use crate::spec::Config;
 use crate::{engine, input, naming, target};
 
 /// Fill in the addresses (and the filter) a container was set up with from
-/// its host interface, which keeps them across a link flap.
-fn derive(settings: &mut Settings, host_if: &str) -> Result<()> {
-    let mut k = System::open(None)?;
+/// its link: the host end's addresses (IPv4 survives a flap of the host
+/// end), else the container end's (a flap of the host end does not touch
+/// them).
+fn derive(settings: &mut Settings, host_if: &str, netns: &std::path::Path) -> Result<()> {
+    let mut k = System::open(Some(crate::kernel::netns::Netns::open(netns)?))?;
     if k.link(Side::Host, host_if)?.is_none() {
         bail!("no host interface {host_if}: give the addresses (-4/-6) to check against");
     }
-    for (local, peer) in k.addrs(Side::Host, host_if)? {
-        let (c, h) = match peer {
+    let ctr_if = settings
+        .interface
+        .clone()
+        .unwrap_or_else(|| crate::spec::DEFAULT_INTERFACE.into());
+    let host = k.addrs(Side::Host, host_if)?;
+    let ctr = k.addrs(Side::Container, &ctr_if).unwrap_or_default();
+    // as (container address, host address)
+    let pairs = host.iter().map(|&(h, c)| (c, h)).chain(ctr);
+    for (c_addr, h_addr) in pairs {
+        let (c, h) = match c_addr {
             std::net::IpAddr::V4(_) => (&mut settings.ipv4, &mut settings.host_ipv4),
             std::net::IpAddr::V6(_) => (&mut settings.ipv6, &mut settings.host_ipv6),
         };
-        if local != peer && c.is_none() {
-            *c = Some(peer.to_string());
-            *h = Some(local.to_string());
+        if c_addr != h_addr && c.is_none() {
+            *c = Some(c_addr.to_string());
+            *h = Some(h_addr.to_string());
         }
     }
     if settings.paranoid.is_none() && k.has_filter(host_if)? {
@@ -48,13 +58,15 @@ pub fn run(a: CheckArgs, log: &Log) -> Result<()> {
             .host_interface
             .clone()
             .unwrap_or_else(|| naming::host_ifname(&key));
-        derive(&mut settings, &host_if).with_context(|| what.clone())?;
+        derive(&mut settings, &host_if, &r.netns).with_context(|| what.clone())?;
     }
     let spec = Config::new(&settings)?.for_target(r.netns, &key);
     let health = engine::check(&spec, a.repair, &|s| log.info(&format!("repaired: {s}")))
         .with_context(|| what.clone())?;
-    for f in &health.findings {
-        println!("{f}");
+    if !a.repair {
+        for f in &health.findings {
+            println!("{f}");
+        }
     }
     let bad = if a.repair {
         health.unrepaired.len()

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::input::oci::{self, Stage};
 use crate::log::Log;
 use crate::plan::Owner;
+use crate::request::Target;
 use crate::spec::{self, Config};
 use crate::{engine, naming, target};
 
@@ -28,7 +29,9 @@ pub fn run(stage: Option<&str>, log: &Log) -> Result<()> {
         Stage::CreateRuntime => {
             let config = Config::new(&req.settings).with_context(|| ctx.clone())?;
             let spec = target::spec(config, &req).with_context(|| ctx.clone())?;
-            info(&format_args!("configuring {}", spec.host_if));
+            if let Some(Target::Pid(pid)) = req.target {
+                info(&format_args!("configuring {} (pid {pid})", spec.host_if));
+            }
             engine::up(&spec, &|s| info(s)).with_context(|| ctx.clone())?;
             info(&"done");
         }

@@ -19,6 +19,8 @@ pub struct Fake {
     pub objects: BTreeSet<(SideKey, String, String)>,
     pub sysctls: BTreeMap<(SideKey, String), String>,
     pub filters: BTreeSet<String>,
+    /// The host-wide source check.
+    pub source_check: bool,
     /// Host end of each veth pair -> its peer in the container.
     pub peers: BTreeMap<String, String>,
     /// Every call, in order, as `side: verb object`.
@@ -284,5 +286,18 @@ impl Kernel for Fake {
 
     fn has_filter(&mut self, ifname: &str) -> io::Result<bool> {
         Ok(self.filters.contains(ifname))
+    }
+
+    fn ensure_source_check(&mut self) -> io::Result<bool> {
+        if self.source_check {
+            return Ok(false);
+        }
+        self.call(Side::Host, "source check add".into())?;
+        self.source_check = true;
+        Ok(true)
+    }
+
+    fn has_source_check(&mut self) -> io::Result<bool> {
+        Ok(self.source_check)
     }
 }

@@ -13,6 +13,7 @@
 pub mod fake;
 pub mod netlink;
 pub mod netns;
+mod nfnetlink;
 pub mod nft;
 pub mod sysctl;
 
@@ -55,6 +56,10 @@ pub trait Kernel {
     fn del_filter(&mut self, ifname: &str) -> io::Result<bool>;
     /// Whether narwhal's filter of `ifname` is there.
     fn has_filter(&mut self, ifname: &str) -> io::Result<bool>;
+    /// Make sure the host-wide source check is there; `Ok(true)`: made now.
+    fn ensure_source_check(&mut self) -> io::Result<bool>;
+    /// Whether the host-wide source check is there.
+    fn has_source_check(&mut self) -> io::Result<bool>;
 }
 
 /// An error for a verb on a side that this run has no namespace for.
@@ -208,5 +213,11 @@ impl Kernel for System {
     }
     fn has_filter(&mut self, ifname: &str) -> io::Result<bool> {
         nft::is_marked(ifname)
+    }
+    fn ensure_source_check(&mut self) -> io::Result<bool> {
+        nft::ensure_source_check()
+    }
+    fn has_source_check(&mut self) -> io::Result<bool> {
+        nft::has_source_check()
     }
 }

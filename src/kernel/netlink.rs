@@ -286,6 +286,7 @@ impl Nl {
         peer.attributes
             .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
         let mut m = veth_end(&v.host, &v.host_mac, v.mtu);
+        m.attributes.push(LinkAttribute::Group(v.host_group));
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
@@ -474,11 +475,13 @@ impl Nl {
         Ok(out)
     }
 
-    fn neigh_message(index: u32, n: &Neigh) -> NeighbourMessage {
+    /// A neighbour message for `n`; `state`: for a new entry (a get
+    /// request must leave it empty).
+    fn neigh_message(index: u32, n: &Neigh, state: NeighbourState) -> NeighbourMessage {
         let mut m = NeighbourMessage::default();
         m.header.family = family(&n.ip);
         m.header.ifindex = index;
-        m.header.state = NeighbourState::Permanent;
+        m.header.state = state;
         m.header.kind = RouteType::Unspec;
         m.attributes
             .push(NeighbourAttribute::Destination(match n.ip {
@@ -490,7 +493,7 @@ impl Nl {
 
     /// Add a permanent neighbour entry.
     pub async fn add_neigh(&self, n: &Neigh) -> io::Result<()> {
-        let mut m = Self::neigh_message(self.index(&n.ifname).await?, n);
+        let mut m = Self::neigh_message(self.index(&n.ifname).await?, n, NeighbourState::Permanent);
         m.attributes
             .push(NeighbourAttribute::LinkLayerAddress(n.mac.to_vec()));
         self.ack(
@@ -503,7 +506,7 @@ impl Nl {
     /// Whether the permanent neighbour entry `n` is there, with its MAC.
     pub async fn has_neigh(&self, n: &Neigh) -> io::Result<bool> {
         let index = self.index(&n.ifname).await?;
-        let m = Self::neigh_message(index, n);
+        let m = Self::neigh_message(index, n, NeighbourState::Other(0));
         let replies = match self.query(RouteNetlinkMessage::GetNeighbour(m)).await {
             Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => return Ok(false),
             r => r?,
@@ -574,42 +577,31 @@ impl Nl {
     /// via its gateway): one exact lookup, not a dump.
     pub async fn has_route(&self, r: &Route) -> io::Result<bool> {
         let want = self.route_message(r).await?;
-        let mut m = RouteMessage::default();
-        m.header.address_family = want.header.address_family;
-        m.header.destination_prefix_length = want.header.destination_prefix_length;
-        m.header.flags = RouteFlags::FibMatch;
-        let dst = r.dst.unwrap_or(match r.family {
-            Family::V4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        });
-        m.attributes.push(RouteAttribute::Destination(match dst {
-            IpAddr::V4(a) => RouteAddress::Inet(a),
-            IpAddr::V6(a) => RouteAddress::Inet6(a),
-        }));
-        let replies = match self.query(RouteNetlinkMessage::GetRoute(m)).await {
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)
-                ) =>
-            {
-                return Ok(false)
-            }
-            r => r?,
+        let mut filter = RouteMessage::default();
+        filter.header.address_family = want.header.address_family;
+        let mut req = self.handle.route().get(filter).execute();
+        let same = |a: &RouteAttribute| {
+            matches!(
+                a,
+                RouteAttribute::Destination(_)
+                    | RouteAttribute::Gateway(_)
+                    | RouteAttribute::Oif(_)
+            )
         };
-        let index = self.index(&r.ifname).await?;
-        Ok(replies.iter().any(|reply| match reply {
-            RouteNetlinkMessage::NewRoute(got) => {
-                got.header.destination_prefix_length == want.header.destination_prefix_length
-                    && got.attributes.contains(&RouteAttribute::Oif(index))
-                    && want
-                        .attributes
-                        .iter()
-                        .filter(|a| matches!(a, RouteAttribute::Gateway(_)))
-                        .all(|g| got.attributes.contains(g))
+        let key: Vec<&RouteAttribute> = want.attributes.iter().filter(|a| same(a)).collect();
+        while let Some(got) = req.next().await {
+            let got = got.map_err(kernel_err)?;
+            if got.header.destination_prefix_length != want.header.destination_prefix_length
+                || got.header.table != want.header.table
+            {
+                continue;
             }
-            _ => false,
-        }))
+            let have: Vec<&RouteAttribute> = got.attributes.iter().filter(|a| same(a)).collect();
+            if key.iter().all(|a| have.contains(a)) && have.len() == key.len() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Who holds `ip` here: a local route (an address of this namespace)

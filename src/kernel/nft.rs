@@ -203,6 +203,44 @@ pub fn remove(ifname: &str) -> io::Result<bool> {
     }
 }
 
+/// The host-wide source check, shared by every narwhal link: a packet that
+/// comes in on a link of interface group [`LINK_GROUP`] must have a source
+/// address whose route goes back out of that same link (strict reverse
+/// path, IPv4 and IPv6), whatever `rp_filter` says. Made once per host
+/// namespace (and again if a ruleset flush removed it); never removed.
+pub const SOURCE_CHECK_TABLE: &str = "narwhal";
+pub const SOURCE_CHECK_CHAIN: &str = "source-check";
+/// The interface group of every narwhal host link.
+pub use crate::net::LINK_GROUP;
+
+pub fn source_check_ruleset() -> String {
+    format!(
+        "add table inet {SOURCE_CHECK_TABLE}\n\
+         delete table inet {SOURCE_CHECK_TABLE}\n\
+         table inet {SOURCE_CHECK_TABLE} {{\n\
+         \x20 chain {SOURCE_CHECK_CHAIN} {{\n\
+         \x20   type filter hook prerouting priority raw; policy accept;\n\
+         \x20   meta iifgroup {LINK_GROUP} fib saddr . iif oif missing counter drop\n\
+         \x20 }}\n\
+         }}\n"
+    )
+}
+
+/// Make sure the source check is in place; `Ok(true)` if this call made
+/// it. One exact nfnetlink query when it is there (the common case).
+pub fn ensure_source_check() -> io::Result<bool> {
+    if has_source_check()? {
+        return Ok(false);
+    }
+    run(&source_check_ruleset())?;
+    Ok(true)
+}
+
+/// Whether the source check is in place.
+pub fn has_source_check() -> io::Result<bool> {
+    super::nfnetlink::chain_exists(1, SOURCE_CHECK_TABLE, SOURCE_CHECK_CHAIN)
+}
+
 const LIBNFTABLES: &str = "libnftables.so.1";
 
 /// Run an nft script in this thread's network namespace, atomically (one
