@@ -121,6 +121,14 @@ pub struct Applier<'a, K: Kernel> {
     /// Test-only failure injection: fail before the N-th (1-based)
     /// unconditional step of a setup.
     pub fail_at: Option<usize>,
+    /// Test-only: stop the process (SIGSTOP) before the N-th step, so a
+    /// test can signal it mid-setup.
+    pub pause_at: Option<usize>,
+    /// Asked before each setup step: `Some(why)` stops the setup there and
+    /// rolls back (a termination signal arrived).
+    pub interrupted: &'a dyn Fn() -> Option<String>,
+    /// Problems that did not stop the run (said by the caller).
+    pub warnings: Vec<String>,
 }
 
 /// Errors that mean "that object is not there".
@@ -137,6 +145,9 @@ impl<'a, K: Kernel> Applier<'a, K> {
             kernel,
             on_step,
             fail_at: None,
+            pause_at: None,
+            interrupted: &|| None,
+            warnings: Vec::new(),
         }
     }
 
@@ -145,11 +156,21 @@ impl<'a, K: Kernel> Applier<'a, K> {
     pub fn up(&mut self, steps: &[Step]) -> Result<(), Box<StepError>> {
         let mut undo = Vec::new();
         let mut counted = 0;
+        let host_if = steps.iter().find_map(|s| match s {
+            Step::CreateVeth { veth, .. } => Some(veth.host.clone()),
+            _ => None,
+        });
         for step in steps {
             if !step.is_conditional() {
                 counted += 1;
             }
-            let res = if self.fail_at == Some(counted) && !step.is_conditional() {
+            let unconditional = !step.is_conditional();
+            if self.pause_at == Some(counted) && unconditional {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+            }
+            let res = if let Some(why) = (self.interrupted)() {
+                Err(io::Error::new(io::ErrorKind::Interrupted, why))
+            } else if self.fail_at == Some(counted) && unconditional {
                 Err(io::Error::other("injected failure (NARWHAL_FAIL_STEP)"))
             } else {
                 self.apply(step)
@@ -157,7 +178,7 @@ impl<'a, K: Kernel> Applier<'a, K> {
             match res {
                 Ok(Outcome::Done) => {
                     (self.on_step)(step);
-                    undo.extend(step.undo());
+                    undo.extend(step.undo_of_created(host_if.as_deref().unwrap_or_default()));
                 }
                 Ok(Outcome::Absent) => {}
                 Err(source) => {
@@ -195,14 +216,29 @@ impl<'a, K: Kernel> Applier<'a, K> {
         match step {
             Step::CreateVeth { veth, .. } => done(k.create_veth(veth)),
             Step::SetAlias { ifname, alias } => done(k.set_alias(Side::Host, ifname, alias)),
-            Step::DelStaleFilter { ifname } => match k.has_filter(ifname) {
+            // a stale filter never blocks a container: say so and go on
+            Step::DelStaleFilter { ifname } => match k.has_filter(ifname).and_then(|there| {
+                if there {
+                    k.del_filter(ifname)
+                } else {
+                    Ok(false)
+                }
+            }) {
+                Ok(true) => Ok(Outcome::Done),
                 Ok(false) => Ok(Outcome::Absent),
-                _ => match k.del_filter(ifname)? {
-                    true => Ok(Outcome::Done),
-                    false => Ok(Outcome::Absent),
-                },
+                Err(e) => {
+                    self.warnings.push(format!(
+                        "{step}: {e} (the link is set up; remove the table by hand: nft delete table netdev {})",
+                        naming::filter_table(ifname)
+                    ));
+                    Ok(Outcome::Absent)
+                }
             },
             Step::EnsureSourceCheck => match k.ensure_source_check()? {
+                true => Ok(Outcome::Done),
+                false => Ok(Outcome::Absent),
+            },
+            Step::ReleaseSourceCheck { except } => match k.release_source_check(except)? {
                 true => Ok(Outcome::Done),
                 false => Ok(Outcome::Absent),
             },
@@ -300,6 +336,15 @@ impl<'a, K: Kernel> Applier<'a, K> {
                     addr.ifname
                 ));
             }
+            (Step::Sysctl { sysctl, .. }, Some(libc::ENOENT))
+                if sysctl.name == "force_forwarding" =>
+            {
+                notes.push(
+                    "this kernel has no per-interface IPv6 forwarding (Linux 6.17+): leave \
+                     forwarding off for this container and set net.ipv6.conf.all.forwarding=1"
+                        .into(),
+                );
+            }
             (Step::AddRoute { .. }, Some(libc::EEXIST)) => {
                 notes.push(
                     "the route exists already (is the address used by another container?)".into(),
@@ -373,7 +418,10 @@ impl<'a, K: Kernel> Applier<'a, K> {
                 let l = k.link(Side::Host, ifname)?;
                 missing(l.and_then(|l| l.alias).as_deref() == Some(alias.as_str()))
             }
-            Step::DelStaleFilter { .. } | Step::DelLink { .. } | Step::DelFilter { .. } => None,
+            Step::DelStaleFilter { .. }
+            | Step::DelLink { .. }
+            | Step::DelFilter { .. }
+            | Step::ReleaseSourceCheck { .. } => None,
             Step::AddFilter(f) => missing(k.has_filter(&f.ifname)?),
             Step::EnsureSourceCheck => missing(k.has_source_check()?),
             Step::Sysctl { side, sysctl } => match k.sysctl(*side, sysctl) {
@@ -512,13 +560,17 @@ mod tests {
             let e = a.up(&steps).expect_err("injected");
             assert!(e.clean(), "step {i}: {}", e.tail());
             let undone: Vec<String> = e.rolled_back.iter().map(Step::to_string).collect();
+            let release =
+                "host: nft delete table inet narwhal (unless another narwhal link uses it)";
             let want: &[&str] = match i {
                 1 => &[],
-                // the link, then (3) the filter fails: only the link to undo
-                2 | 3 => &["host: link del nw-42"],
-                // the filter goes first, then the link: newest first
+                2 => &["host: link del nw-42"],
+                // the source check was made by this run: released too
+                3 => &[release, "host: link del nw-42"],
+                // newest first
                 _ => &[
                     "host: nft delete table netdev narwhal-nw-42",
+                    release,
                     "host: link del nw-42",
                 ],
             };
@@ -544,7 +596,10 @@ mod tests {
             src.to_string(),
             io::Error::from_raw_os_error(libc::ENETUNREACH).to_string()
         );
-        assert_eq!(e.tail(), "; rolled back: host: link del nw-42");
+        assert_eq!(
+            e.tail(),
+            "; rolled back: host: nft delete table inet narwhal (unless another narwhal link uses it), host: link del nw-42"
+        );
         assert!(k.links.is_empty());
     }
 

@@ -9,14 +9,65 @@ use crate::net::Side;
 use crate::plan::{plan_down, plan_up, Owner, Step};
 use crate::spec::Spec;
 
-/// Test-only failure injection: `NARWHAL_FAIL_STEP=N` fails a setup
-/// before its N-th step. Compiled into debug builds only; release builds
-/// ignore the variable.
-fn injected_failure() -> Option<usize> {
+/// Test-only hooks, read from the environment in debug builds only
+/// (release builds ignore the variables): `NARWHAL_FAIL_STEP=N` fails a
+/// setup before its N-th step; `NARWHAL_PAUSE_STEP=N` stops the process
+/// (SIGSTOP) there.
+fn test_hook(var: &str) -> Option<usize> {
     if !cfg!(debug_assertions) {
         return None;
     }
-    std::env::var("NARWHAL_FAIL_STEP").ok()?.parse().ok()
+    std::env::var(var).ok()?.parse().ok()
+}
+
+/// Termination signals held back while a setup runs: the setup stops at
+/// the next step and rolls back instead of dying half-configured.
+struct HoldSignals {
+    set: nix::sys::signal::SigSet,
+    old: nix::sys::signal::SigSet,
+}
+
+impl HoldSignals {
+    fn new() -> HoldSignals {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+        let mut set = SigSet::empty();
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+        ] {
+            set.add(s);
+        }
+        let mut old = SigSet::empty();
+        let _ =
+            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
+        HoldSignals { set, old }
+    }
+
+    /// The held signal that arrived, if any.
+    fn arrived(&self) -> Option<nix::sys::signal::Signal> {
+        // SAFETY: sigpending fills a sigset_t we own; sigismember reads it.
+        unsafe {
+            let mut p: nix::libc::sigset_t = std::mem::zeroed();
+            if nix::libc::sigpending(&mut p) != 0 {
+                return None;
+            }
+            self.set
+                .iter()
+                .find(|s| nix::libc::sigismember(&p, *s as nix::libc::c_int) == 1)
+        }
+    }
+}
+
+impl Drop for HoldSignals {
+    /// Take what arrived off the pending set (the setup answered it: it
+    /// rolled back, or it was complete), then restore the mask.
+    fn drop(&mut self) {
+        while self.arrived().is_some() && self.set.wait().is_ok() {}
+        use nix::sys::signal::SigmaskHow;
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
 }
 
 /// Refuse a container address that is already held: by the host itself
@@ -44,24 +95,23 @@ pub fn check_free(kernel: &mut impl Kernel, spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
-/// Configure the container namespace of `spec`. On failure nothing that
-/// this run changed remains (the error carries the rollback report).
-pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<(), Error> {
+/// Configure the container namespace of `spec`. On failure, or when a
+/// termination signal arrives meanwhile, nothing that this run changed
+/// remains (the error carries the rollback report). Returns warnings:
+/// problems that did not stop the setup.
+pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<Vec<String>, Error> {
+    let signals = HoldSignals::new();
     let mut kernel = System::open(Some(Netns::open(&spec.netns)?))?;
-    up_with(&mut kernel, spec, on_step)
-}
-
-/// [`up`] against any kernel.
-pub fn up_with(
-    kernel: &mut impl Kernel,
-    spec: &Spec,
-    on_step: &dyn Fn(&Step),
-) -> Result<(), Error> {
-    check_free(kernel, spec)?;
-    let mut applier = Applier::new(kernel, on_step);
-    applier.fail_at = injected_failure();
-    applier.up(&plan_up(spec))?;
-    Ok(())
+    check_free(&mut kernel, spec)?;
+    let interrupted = || signals.arrived().map(|s| format!("interrupted by {s}"));
+    let mut applier = Applier::new(&mut kernel, on_step);
+    applier.fail_at = test_hook("NARWHAL_FAIL_STEP");
+    applier.pause_at = test_hook("NARWHAL_PAUSE_STEP");
+    applier.interrupted = &interrupted;
+    let r = applier.up(&plan_up(spec));
+    let warnings = std::mem::take(&mut applier.warnings);
+    r?;
+    Ok(warnings)
 }
 
 /// What [`down`] removed.

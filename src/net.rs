@@ -155,6 +155,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// A veth whose other end exists (`IFLA_LINK` is set).
     pub peer_alive: bool,
+    /// The interface group.
+    pub group: u32,
 }
 
 pub fn format_mac(m: &[u8]) -> String {

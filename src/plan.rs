@@ -54,8 +54,14 @@ pub enum Step {
     /// The host-wide source check (nftables table `inet narwhal`), shared
     /// by every narwhal link: made by the first setup on a host, and again
     /// if it was flushed; does nothing, and prints nothing, when it is
-    /// there. Never undone: other containers rely on it.
+    /// there. Undo (only if this run made it): remove it again unless
+    /// another narwhal link has appeared meanwhile.
     EnsureSourceCheck,
+    /// Remove the shared source check unless a narwhal link other than
+    /// `except` uses it (the undo of [`Step::EnsureSourceCheck`]).
+    ReleaseSourceCheck {
+        except: String,
+    },
     /// The `--paranoid` filter. Undo: delete it (it outlives the link).
     AddFilter(Filter),
     Sysctl {
@@ -117,6 +123,16 @@ impl Step {
         }
     }
 
+    /// The undo of a conditional step that did make its change.
+    pub fn undo_of_created(&self, host_if: &str) -> Option<Step> {
+        match self {
+            Step::EnsureSourceCheck => Some(Step::ReleaseSourceCheck {
+                except: host_if.to_string(),
+            }),
+            _ => self.undo(),
+        }
+    }
+
     /// Steps that may find nothing to do; they are not counted by failure
     /// injection and print only when they change something.
     pub fn is_conditional(&self) -> bool {
@@ -154,6 +170,9 @@ impl fmt::Display for Step {
                 f,
                 "nft add table inet narwhal (shared source check: a packet from interface group {LINK_GROUP} must come from an address routed back out of that interface)"
             ),
+            Step::ReleaseSourceCheck { .. } => {
+                f.write_str("nft delete table inet narwhal (unless another narwhal link uses it)")
+            }
             Step::AddFilter(flt) => {
                 write!(
                     f,
@@ -314,7 +333,9 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             steps.push(sysctl(H, V4, h, "forwarding", "1"));
         }
         if spec.ipv6.is_some() {
-            steps.push(sysctl(H, V6, h, "forwarding", "1"));
+            // per-interface IPv6 forwarding (Linux 6.17+); `forwarding`
+            // alone would need net.ipv6.conf.all.forwarding=1
+            steps.push(sysctl(H, V6, h, "force_forwarding", "1"));
         }
     }
 
@@ -456,7 +477,7 @@ container: sysctl net.ipv6.conf.eth0.disable_ipv6=0
 container: sysctl net.ipv6.conf.eth0.autoconf=0
 container: sysctl net.ipv6.conf.eth0.accept_ra=0
 host: sysctl net.ipv4.conf.nw-42.forwarding=1
-host: sysctl net.ipv6.conf.nw-42.forwarding=1
+host: sysctl net.ipv6.conf.nw-42.force_forwarding=1
 container: addr add 198.51.100.2 peer 169.254.0.1/32 nodad dev eth0
 container: neigh add 169.254.0.1 lladdr {hm} nud permanent dev eth0
 container: addr add 2001:db8::2 peer fe80::1/128 nodad dev eth0
@@ -500,7 +521,7 @@ container: link set lo up
             format!("host: nft add table netdev narwhal-nw-42 (ingress nw-42: accept ether saddr {cm} ip saddr 198.51.100.2; drop the rest; egress: only to those addresses and MAC)")
         );
         assert_eq!(
-            steps[2].undo().unwrap().to_string(),
+            steps[3].undo().unwrap().to_string(),
             "host: nft delete table netdev narwhal-nw-42"
         );
         let without = Spec {
@@ -539,7 +560,7 @@ container: link set lo up
         let p = render(&plan_up(&spec(None, Some("2001:db8::2"), true, None)));
         assert!(!p.contains("169.254.0.1"));
         assert!(!p.contains("net.ipv4.conf.nw-42.forwarding"));
-        assert!(p.contains("net.ipv6.conf.nw-42.forwarding=1"));
+        assert!(p.contains("net.ipv6.conf.nw-42.force_forwarding=1"));
         assert!(p.contains("host: sysctl net.ipv4.conf.nw-42.rp_filter=1"));
     }
 

@@ -124,8 +124,8 @@ pub static SCHEMA: &[Setting] = &[
         None,
         Bool,
         Some("false"),
-        "Forward packets between the container and other links of the host (per family configured)",
-        "Enable IPv4 and IPv6 forwarding on the host end (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding), for containers that route further networks. Default: false."
+        "Forward what the container sends beyond the host (per configured family); without it the host's own forwarding settings decide",
+        "true: forward what the container sends to other links of the host, for each configured family, whatever the host's own settings: net.ipv4.conf.IF.forwarding=1 and net.ipv6.conf.IF.force_forwarding=1 on the host end (IPv6 needs Linux 6.17 or later; on older kernels a setup with IPv6 and forwarding fails with a note). false (the default): narwhal sets nothing, and the host's own settings decide (net.ipv4.conf.default.forwarding, net.ipv6.conf.all.forwarding). Packets to the container are routed to it whenever the host forwards on the interface they arrive on."
     ),
     setting!(
         paranoid,

@@ -32,7 +32,9 @@ pub fn run(stage: Option<&str>, log: &Log) -> Result<()> {
             if let Some(Target::Pid(pid)) = req.target {
                 info(&format_args!("configuring {} (pid {pid})", spec.host_if));
             }
-            engine::up(&spec, &|s| info(s)).with_context(|| ctx.clone())?;
+            for w in engine::up(&spec, &|s| info(s)).with_context(|| ctx.clone())? {
+                log.warn(&format!("{ctx}: {w}"));
+            }
             info(&"done");
         }
         Stage::Poststop => {

@@ -17,6 +17,8 @@ pub fn run(a: UpArgs, log: &Log) -> Result<()> {
             .expect("the command line names a target")
     );
     let spec = target::spec(config, &req).with_context(|| what.clone())?;
-    engine::up(&spec, &|s| log.info(&s.to_string())).with_context(|| what)?;
+    for w in engine::up(&spec, &|s| log.info(&s.to_string())).with_context(|| what)? {
+        log.warn(&w);
+    }
     Ok(())
 }

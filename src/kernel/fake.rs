@@ -300,4 +300,17 @@ impl Kernel for Fake {
     fn has_source_check(&mut self) -> io::Result<bool> {
         Ok(self.source_check)
     }
+
+    fn release_source_check(&mut self, except: &str) -> io::Result<bool> {
+        let others = self
+            .links
+            .keys()
+            .any(|(s, n)| *s == key(Side::Host) && n != except);
+        if others || !self.source_check {
+            return Ok(false);
+        }
+        self.call(Side::Host, "source check del".into())?;
+        self.source_check = false;
+        Ok(true)
+    }
 }

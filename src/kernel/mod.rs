@@ -60,6 +60,9 @@ pub trait Kernel {
     fn ensure_source_check(&mut self) -> io::Result<bool>;
     /// Whether the host-wide source check is there.
     fn has_source_check(&mut self) -> io::Result<bool>;
+    /// Remove the source check unless a narwhal link other than `except`
+    /// exists; `Ok(true)`: removed.
+    fn release_source_check(&mut self, except: &str) -> io::Result<bool>;
 }
 
 /// An error for a verb on a side that this run has no namespace for.
@@ -219,5 +222,17 @@ impl Kernel for System {
     }
     fn has_source_check(&mut self) -> io::Result<bool> {
         nft::has_source_check()
+    }
+    fn release_source_check(&mut self, except: &str) -> io::Result<bool> {
+        let _lock = nft::source_check_lock()?;
+        let links = self.host_links()?;
+        if links
+            .iter()
+            .any(|l| l.group == crate::net::LINK_GROUP && l.name != except)
+        {
+            return Ok(false);
+        }
+        nft::run(&nft::delete_source_check())?;
+        Ok(true)
     }
 }

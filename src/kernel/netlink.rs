@@ -266,6 +266,7 @@ fn link_state(msg: LinkMessage) -> Link {
             LinkAttribute::Mtu(m) => st.mtu = Some(m),
             LinkAttribute::IfName(n) => st.name = n,
             LinkAttribute::Link(_) => st.peer_alive = true,
+            LinkAttribute::Group(g) => st.group = g,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {

@@ -229,11 +229,35 @@ pub fn source_check_ruleset() -> String {
 /// Make sure the source check is in place; `Ok(true)` if this call made
 /// it. One exact nfnetlink query when it is there (the common case).
 pub fn ensure_source_check() -> io::Result<bool> {
+    let _lock = source_check_lock()?;
     if has_source_check()? {
         return Ok(false);
     }
     run(&source_check_ruleset())?;
     Ok(true)
+}
+
+/// The script that removes the source check.
+pub fn delete_source_check() -> String {
+    format!("add table inet {SOURCE_CHECK_TABLE}\ndelete table inet {SOURCE_CHECK_TABLE}\n")
+}
+
+/// An exclusive lock around making and removing the source check, so a
+/// rollback that removes it never races with a setup that relies on it
+/// (a setup creates its link first, then looks for the check under the
+/// lock; a rollback looks for other links under the lock).
+pub fn source_check_lock() -> io::Result<nix::fcntl::Flock<std::fs::File>> {
+    let dir = Path::new("/run/narwhal");
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    let path = dir.join("source-check.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(at(&path))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| at(&path)(e.into()))
 }
 
 /// Whether the source check is in place.
