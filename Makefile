@@ -19,9 +19,11 @@ demo: build
 
 # The whole test suite: unit tests, kernel integration tests, runc/crun/
 # podman/Docker end to end. As root a skipped privileged test is a failure.
+# The private dockerd the Docker tests start is stopped when the suite ends.
 test:
 	bash tests/e2e/deps.sh test
-	$(if $(filter 0,$(ROOT)),NARWHAL_REQUIRE_PRIVILEGED=1) $(CARGO) test --locked -- --test-threads=$${NARWHAL_TEST_THREADS:-4}
+	status=0; $(if $(filter 0,$(ROOT)),NARWHAL_REQUIRE_PRIVILEGED=1) $(CARGO) test --locked -- --test-threads=$${NARWHAL_TEST_THREADS:-4} || status=$$?; \
+	bash tests/e2e/dockerd.sh stop >/dev/null 2>&1 || true; exit $$status
 
 # Unprivileged part only (parsing, validation, plans).
 test-unit:

@@ -54,6 +54,12 @@ fn main() {
     }
 }
 
+/// Where the binary is installed (`NARWHAL_BINDIR`, default /usr/bin): the
+/// man page quotes the hook file, which names it.
+fn bindir() -> String {
+    std::env::var("NARWHAL_BINDIR").unwrap_or_else(|_| "/usr/bin".into())
+}
+
 fn generate(out: &Path) -> std::io::Result<()> {
     let comp = out.join("completions");
     fs::create_dir_all(&comp)?;
@@ -333,7 +339,8 @@ fn hook_section(r: &mut Roff) {
     r.control("PP", []);
     r.control("RS", ["4"]);
     r.control("nf", []);
-    for line in HOOK_JSON.lines() {
+    let hook = HOOK_JSON.replace("\"/usr/bin/narwhal\"", &format!("\"{}/narwhal\"", bindir()));
+    for line in hook.lines() {
         r.text([roman(line)]);
     }
     r.control("fi", []);

@@ -167,7 +167,27 @@ pub fn render_anyhow(e: &anyhow::Error) -> String {
 
 /// The exit status for an error from any mode.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<Error>())
-        .map_or(EXIT_FAILURE, Error::exit_code)
+    for c in e.chain() {
+        if let Some(e) = c.downcast_ref::<Error>() {
+            return e.exit_code();
+        }
+        if let Some(OciError::UnknownStage(_)) = c.downcast_ref::<OciError>() {
+            return EXIT_USAGE;
+        }
+    }
+    EXIT_FAILURE
+}
+
+/// A note for an error caused by missing privileges when not root.
+pub fn privilege_note(e: &anyhow::Error) -> Option<&'static str> {
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let denied = e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+            .is_some_and(|n| n == nix::libc::EPERM || n == nix::libc::EACCES)
+            || c.to_string().contains("Operation not permitted")
+    });
+    denied.then_some("narwhal needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
 }

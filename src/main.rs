@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use narwhal::cli::{Cli, Command};
 use narwhal::cmd;
-use narwhal::error::{exit_code, render_anyhow, EXIT_FAILURE};
+use narwhal::error::{exit_code, privilege_note, render_anyhow, EXIT_FAILURE};
 use narwhal::log::Log;
 
 /// Report a panic like any other error: one line on stderr (and syslog in
@@ -53,7 +53,13 @@ fn main() -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log.error(&render_anyhow(&e));
+            let mut msg = render_anyhow(&e);
+            if let Some(note) = privilege_note(&e) {
+                if !msg.contains(note) {
+                    msg.push_str(&format!("; note: {note}"));
+                }
+            }
+            log.error(&msg);
             ExitCode::from(exit_code(&e))
         }
     }

@@ -137,6 +137,9 @@ impl fmt::Display for Sysctl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
     pub ifname: String,
+    /// Who it is for, in words (`Docker container web`): kept with the
+    /// filter's mark, so it can be found by name after the container is gone.
+    pub label: String,
     pub mac: Mac,
     pub ipv4: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Addr>,

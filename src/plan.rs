@@ -303,6 +303,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         // before anything can come up; replaces any stale table atomically
         steps.push(Step::AddFilter(Filter {
             ifname: h.to_string(),
+            label: spec.label.clone(),
             mac: container_mac,
             ipv4: spec.ipv4.map(|p| p.container),
             ipv6: spec.ipv6.map(|p| p.container),

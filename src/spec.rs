@@ -44,6 +44,8 @@ pub struct Spec {
     pub netns: PathBuf,
     /// The key the host interface and its ownership mark derive from.
     pub key: String,
+    /// The container in words (`Docker container web`, `process 42`).
+    pub label: String,
     pub host_if: String,
     pub container_if: String,
     pub ipv4: Option<Pair<Ipv4Addr>>,
@@ -167,6 +169,7 @@ impl Config {
     pub fn for_target(self, netns: PathBuf, key: &str) -> Spec {
         Spec {
             host_if: self.host_if.unwrap_or_else(|| naming::host_ifname(key)),
+            label: format!("container {key}"),
             netns,
             key: key.to_string(),
             container_if: self.container_if,

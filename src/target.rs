@@ -81,5 +81,9 @@ pub fn spec(
         .ok_or_else(|| Error::Usage("no container namespace given".into()))?;
     let r = resolve(target)?;
     let key = req.key.clone().unwrap_or(r.key);
-    Ok(config.for_target(r.netns, &key))
+    let mut spec = config.for_target(r.netns, &key);
+    if let Target::Docker(name) = target {
+        spec.label = format!("Docker container {name}");
+    }
+    Ok(spec)
 }

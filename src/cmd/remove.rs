@@ -1,8 +1,10 @@
 //! `narwhal remove (CONTAINER | --pid PID | --netns PATH | --host-interface IFACE | --oci-id ID)`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::{RemoveArgs, TargetArgs};
+use crate::docker::DockerError;
+use crate::error::Error;
 use crate::log::Log;
 use crate::plan::Owner;
 use crate::request::Target;
@@ -22,8 +24,15 @@ pub fn run(a: RemoveArgs, log: &Log) -> Result<()> {
         })?;
         let key = match &t {
             Target::Docker(c) => {
-                let (key, running) =
-                    target::docker_key(c).with_context(|| format!("remove {t}"))?;
+                let (key, running) = match target::docker_key(c) {
+                    Ok(k) => k,
+                    // removed (docker rm -f): its link went with it; a
+                    // --paranoid filter is found by the name in its mark
+                    Err(Error::Docker(DockerError::NotFound(_))) => {
+                        return remove_leftover_filter(c, log);
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("remove {t}"))),
+                };
                 if !running {
                     gone = Some(format!(
                         "Docker container {c} is not running (its link ended with it)"
@@ -40,5 +49,20 @@ pub fn run(a: RemoveArgs, log: &Log) -> Result<()> {
         Some(why) if !removed.link && !removed.filter => println!("nothing to remove: {why}"),
         _ => println!("{removed}"),
     }
+    Ok(())
+}
+
+/// `remove NAME` after `docker rm`: the filter marked with the name.
+fn remove_leftover_filter(name: &str, log: &Log) -> Result<()> {
+    let label = format!("Docker container {name}");
+    let Some(ifname) = crate::kernel::nft::marked_for(&label)? else {
+        anyhow::bail!(
+            "remove Docker container {name}: no such Docker container, and no filter left \
+             for it (a removed container's link goes with it; `narwhal list` shows what is \
+             left, `narwhal remove --host-interface IFACE` removes it)"
+        );
+    };
+    let removed = engine::down(&ifname, Owner::AnyNarwhal, &|s| log.info(&s.to_string()))?;
+    println!("{removed}");
     Ok(())
 }

@@ -16,6 +16,8 @@ const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 pub enum NetnsError {
     #[error("open network namespace {path}")]
     Open { path: PathBuf, source: io::Error },
+    #[error("process {pid} has exited (it is a zombie): its network namespace {path} is gone")]
+    Exited { pid: String, path: PathBuf },
     #[error("{path} is not a network namespace")]
     NotNetns { path: PathBuf },
     #[error("{path} is the host's own network namespace; give a container's namespace")]
@@ -24,10 +26,24 @@ pub enum NetnsError {
     Enter { path: PathBuf, source: io::Error },
 }
 
+/// For `/proc/PID/ns/net` that cannot be opened while `/proc/PID` is
+/// there: the process is a zombie.
+fn exited(path: &Path) -> Option<NetnsError> {
+    let s = path.to_str()?;
+    let pid = s.strip_prefix("/proc/")?.strip_suffix("/ns/net")?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    (state == "Z").then(|| NetnsError::Exited {
+        pid: pid.to_string(),
+        path: path.into(),
+    })
+}
+
 impl NetnsError {
     /// The namespace does not exist (any more).
     pub fn is_missing(&self) -> bool {
-        matches!(self, NetnsError::Open { source, .. }
+        matches!(self, NetnsError::Exited { .. })
+            || matches!(self, NetnsError::Open { source, .. }
             if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)))
     }
 }
@@ -50,9 +66,11 @@ impl Netns {
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
-            .map_err(|source| NetnsError::Open {
-                path: path.into(),
-                source,
+            .map_err(|source| {
+                exited(path).unwrap_or(NetnsError::Open {
+                    path: path.into(),
+                    source,
+                })
             })?;
         use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
         let is_nsfs = fstatfs(&file).is_ok_and(|st| st.filesystem_type() == NSFS_MAGIC);

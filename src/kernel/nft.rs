@@ -84,7 +84,7 @@ pub fn delete_ruleset(ifname: &str) -> String {
     format!("add table netdev {t}\ndelete table netdev {t}\n")
 }
 
-/// Where narwhal notes which filters it made: one empty file per filter,
+/// Where narwhal notes which filters it made: one file per filter, holding the label of the container it is for,
 /// named `<netns cookie>-<ifname>`. A filter table outlives its interface
 /// (the container may stop without teardown) and would attach to the next
 /// interface of that name; the mark lets setup and teardown find such a
@@ -171,7 +171,18 @@ pub fn marked() -> io::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Install the filter. The mark is written first, so a crash never leaves
+/// The host interface whose filter mark says it is for `label`.
+pub fn marked_for(label: &str) -> io::Result<Option<String>> {
+    for ifname in marked()? {
+        let m = mark(&ifname)?;
+        if std::fs::read_to_string(&m).is_ok_and(|l| l == label) {
+            return Ok(Some(ifname));
+        }
+    }
+    Ok(None)
+}
+
+/// Install the filter (the mark holds its label). The mark is written first, so a crash never leaves
 /// an unmarked table; if the table cannot be made, a mark this call wrote
 /// is removed again (the transaction changed nothing).
 pub fn install(f: &Filter) -> io::Result<()> {
@@ -179,7 +190,7 @@ pub fn install(f: &Filter) -> io::Result<()> {
     let dir = Path::new(MARK_DIR);
     std::fs::create_dir_all(dir).map_err(at(dir))?;
     let existed = is_marked(&f.ifname)?;
-    std::fs::write(&m, b"").map_err(at(&m))?;
+    std::fs::write(&m, f.label.as_bytes()).map_err(at(&m))?;
     let (ifname, mac, v4, v6) = (&f.ifname, &f.mac, f.ipv4, f.ipv6);
     // the egress hook needs Linux 5.16; older kernels get ingress only
     let r = run(&filter_ruleset(ifname, mac, v4, v6, true))

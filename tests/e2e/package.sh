@@ -151,7 +151,8 @@ for f in /usr/bin/narwhal "$HOOKS_JSON" /usr/share/man/man8/narwhal.8.gz \
     /usr/share/bash-completion/completions/narwhal /usr/share/zsh/vendor-completions/_narwhal \
     /usr/share/fish/vendor_completions.d/narwhal.fish /usr/share/doc/narwhal/README.md \
     /usr/share/doc/narwhal/LICENSE-MIT /usr/share/doc/narwhal/LICENSE-APACHE \
-    /usr/share/doc/narwhal/copyright; do
+    /usr/share/doc/narwhal/copyright /usr/lib/NetworkManager/conf.d/90-narwhal.conf \
+    /usr/lib/systemd/network/10-narwhal.network; do
     check "installed: $f" grep -qxF "$f" "$WORK/files.list"
 done
 check "/usr/bin/narwhal is executable and prints its version" \
@@ -331,15 +332,20 @@ if make -s -f packaging/Makefile.inc install DESTDIR="$STAGE" PREFIX=/usr/local 
         usr/local/share/bash-completion/completions/narwhal usr/local/share/zsh/site-functions/_narwhal \
         usr/local/share/fish/vendor_completions.d/narwhal.fish usr/local/share/doc/narwhal/README.md \
         usr/local/share/doc/narwhal/LICENSE-MIT usr/local/share/doc/narwhal/LICENSE-APACHE \
-        usr/share/containers/oci/hooks.d/narwhal.json; do
+        usr/share/containers/oci/hooks.d/narwhal.json usr/lib/NetworkManager/conf.d/90-narwhal.conf \
+        usr/lib/systemd/network/10-narwhal.network; do
         check "make install: /$f" [ -f "$STAGE/$f" ]
     done
+    check "make install PREFIX=/usr/local: the man page names /usr/local/bin/narwhal, not /usr/bin" \
+        bash -c 'zcat "$1" | grep -q "/usr/local/bin/narwhal" && ! zcat "$1" | grep -q "\"/usr/bin/narwhal\""' _ "$STAGE/usr/local/share/man/man8/narwhal.8.gz"
     check "make install: the hook JSON names /usr/local/bin/narwhal" \
         jq -e '.hook.path == "/usr/local/bin/narwhal" and .hook.args == ["narwhal", "hook"]' \
         "$STAGE/usr/share/containers/oci/hooks.d/narwhal.json"
     if make -s -f packaging/Makefile.inc uninstall DESTDIR="$STAGE" PREFIX=/usr/local >"$WORK/uninstall.log" 2>&1; then
         left=$(find "$STAGE" ! -type d | tr '\n' ' ')
         check "make uninstall removed every file (left: ${left:-none})" [ -z "$left" ]
+        dirs=$(find "$STAGE" -mindepth 1 -type d | tr '\n' ' ')
+        check "make uninstall removed the directories install made (left: ${dirs:-none})" [ -z "$dirs" ]
     else
         cat "$WORK/uninstall.log"
         bad "make uninstall"
