@@ -31,7 +31,6 @@ narwhal(8).";
     version,
     about = "Give a container its own routed veth link: static IPv4/IPv6 addresses, host routes, no bridge, no ARP",
     after_help = AFTER_HELP,
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     disable_help_subcommand = true
 )]
