@@ -114,12 +114,12 @@ fn hook_args(stage: &str, syslog: &Syslog) -> Vec<OsString> {
     ]
 }
 
-/// Container `i`'s addresses: 198.51.100.10.. then 203.0.113.10..; 2001:db8::c:i.
+/// Container `i`'s addresses: 198.51.100.10.. then 198.18.0.10..; 2001:db8::c:i.
 fn addresses(i: usize) -> (String, String) {
     let v4 = if i < 100 {
         format!("198.51.100.{}", 10 + i)
     } else {
-        format!("203.0.113.{}", 10 + i - 100)
+        format!("198.18.0.{}", 10 + i - 100)
     };
     (v4, format!("2001:db8::c:{i:x}"))
 }
@@ -360,7 +360,7 @@ fn fifty_simultaneous_attempts_on_one_container() {
     common::private_host();
     let syslog = Syslog::new();
     let initial = host_state();
-    let (v4, v6) = ("203.0.113.77".to_string(), "2001:db8::77".to_string());
+    let (v4, v6) = ("198.18.0.77".to_string(), "2001:db8::77".to_string());
     for mode in [Mode::Netns, Mode::Hook] {
         let c = Ctr {
             ns: NsProc::new(),

@@ -46,8 +46,8 @@ const PLANS: &[Plan] = &[
     },
     Plan {
         name: "IPv4-only",
-        flags: &["-4", "203.0.113.30"],
-        annotations: &[("narwhal.ipv4", "203.0.113.30")],
+        flags: &["-4", "198.18.0.30"],
+        annotations: &[("narwhal.ipv4", "198.18.0.30")],
     },
     Plan {
         name: "IPv6-only",

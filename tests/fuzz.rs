@@ -66,7 +66,7 @@ fn v4() -> impl Strategy<Value = Ipv4Addr> {
         any::<[u8; 4]>().prop_map(Ipv4Addr::from),
         prop::sample::select(vec![
             Ipv4Addr::new(198, 51, 100, 2),
-            Ipv4Addr::new(203, 0, 113, 9),
+            Ipv4Addr::new(198, 18, 0, 9),
             Ipv4Addr::new(169, 254, 0, 1),
             Ipv4Addr::UNSPECIFIED,
             Ipv4Addr::BROADCAST,

@@ -229,7 +229,7 @@ fn random_u16() -> u16 {
 fn cases(lab: &Lab, port: u16) -> Vec<Case> {
     let (a, ah) = (lab.a_mac, lab.a_host_mac);
     let r = random_u16();
-    let rand4 = Ipv4Addr::new(203, 0, 113, (r % 250) as u8 + 2);
+    let rand4 = Ipv4Addr::new(198, 18, (r >> 8) as u8, (r % 250) as u8 + 2);
     let rand6 = Ipv6Addr::new(0x2001, 0xdb8, 0x5900 | (r >> 8), r, 0, 0, 0, 0x5);
     let v4 = |src_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr, m: &[u8]| {
         ether(
@@ -273,7 +273,7 @@ fn cases(lab: &Lab, port: u16) -> Vec<Case> {
     );
     add(
         "v4-spoof-random-to-b",
-        "IPv4/UDP, source = another address (203.0.113.0/24), to B",
+        "IPv4/UDP, source = another address (198.18.0.0/15), to B",
         false,
         &|m| vec![v4(a, rand4, B4, m)],
     );
@@ -709,7 +709,7 @@ fn rp_filter_is_what_stops_ipv4_spoofs() {
             &ipv4_udp(src, dst, 64, SPORT, port, m),
         )
     };
-    let other = Ipv4Addr::new(203, 0, 113, 77);
+    let other = Ipv4Addr::new(198, 18, 0, 77);
     let rp = format!("/proc/sys/net/ipv4/conf/{}/rp_filter", lab.a_if);
     assert_eq!(
         std::fs::read_to_string(&rp).unwrap().trim(),
@@ -869,7 +869,7 @@ fn no_layer2_path(paranoid: bool) {
 /// Without it, such a packet arrives (the control case).
 fn host_egress(paranoid: bool) -> (usize, usize) {
     let lab = Lab::new(paranoid);
-    for (fam, dst) in [("-4", "203.0.113.77/32"), ("-6", "2001:db8:77::77/128")] {
+    for (fam, dst) in [("-4", "198.18.0.77/32"), ("-6", "2001:db8:77::77/128")] {
         run_ok(Command::new("ip").args([fam, "route", "add", dst, "dev", &lab.a_if]));
     }
     let sniffer =
@@ -877,7 +877,7 @@ fn host_egress(paranoid: bool) -> (usize, usize) {
     let (stray, legit) = (marker("egress-stray"), marker("egress-legit"));
     let v4 = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
     let v6 = std::net::UdpSocket::bind("[::]:0").unwrap();
-    v4.send_to(&stray, "203.0.113.77:47999").unwrap();
+    v4.send_to(&stray, "198.18.0.77:47999").unwrap();
     v6.send_to(&stray, "[2001:db8:77::77]:47999").unwrap();
     v4.send_to(&legit, (A4, 47999)).unwrap();
     v6.send_to(&legit, (A6, 47999)).unwrap();
