@@ -409,6 +409,24 @@ const FIXTURES: &[&[u8]] = &[
     include_bytes!("fixtures/oci/duplicate-annotation.json"),
 ];
 
+/// The fixtures stand for real states: the settings in them are ones the
+/// validator accepts, so a parse test never passes on a value narwhal
+/// would refuse anyway.
+#[test]
+fn fixture_settings_are_valid() {
+    let with_settings = [
+        include_bytes!("fixtures/oci/create-runtime.json").as_slice(),
+        include_bytes!("fixtures/oci/poststop.json"),
+    ];
+    for bytes in with_settings {
+        let h = parse_state(bytes, None).expect("fixture parses");
+        let r = h.request.expect("fixture carries narwhal settings");
+        if let Err(e) = Spec::new("/proc/1/ns/net".into(), &h.container_id, &r.settings) {
+            panic!("{}: {e}", String::from_utf8_lossy(bytes));
+        }
+    }
+}
+
 const KNOWN: &[&str] = &[
     "narwhal.ipv4",
     "narwhal.ipv6",
