@@ -226,7 +226,7 @@ fn assert_all_succeeded(what: &str, ctrs: &[Ctr], outs: &[Output]) {
 #[test]
 fn two_hundred_containers_sixteen_at_a_time() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let syslog = Syslog::new();
     let initial = host_state();
     let tag = common::unique("c");
@@ -317,7 +317,7 @@ fn simultaneously(n: usize, args: &[OsString], stdin: Option<&[u8]>) -> Vec<Outp
 #[test]
 fn fifty_simultaneous_attempts_on_one_container() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let syslog = Syslog::new();
     let initial = host_state();
     let (v4, v6) = ("198.18.0.77".to_string(), "2001:db8::77".to_string());
@@ -420,7 +420,7 @@ fn fifty_simultaneous_attempts_on_one_container() {
 #[test]
 fn simultaneous_removals_all_succeed() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let syslog = Syslog::new();
     let initial = host_state();
     let mut failures = Vec::new();

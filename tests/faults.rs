@@ -183,7 +183,7 @@ fn teardown(
 #[test]
 fn injected_failure_at_every_step_rolls_back() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     {
         let probe = NsProc::new();
         let netns = probe.netns().display().to_string();
@@ -331,7 +331,7 @@ fn left_behind(host_if: &str) -> Left {
 #[test]
 fn sigkill_during_setup_leaves_nothing_remove_cannot_clean() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let syslog = Syslog::new();
     let plan = &PLANS[0];
     let initial = host_state();
@@ -465,7 +465,7 @@ fn sigkill_during_setup_leaves_nothing_remove_cannot_clean() {
 #[test]
 fn remove_recognises_an_unaliased_link_by_its_mac() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let syslog = Syslog::new();
     let initial = host_state();
     for mode in [Mode::Cli, Mode::Hook] {

@@ -875,7 +875,7 @@ fn check(case: &Case, ctr: &NsProc, syslog: &Syslog) -> Result<(), String> {
 #[test]
 fn hostile_inputs_are_refused_cleanly() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let ctr = NsProc::new();
     let scratch = common::temp_dir("hostile");
     let syslog = Syslog::new();
@@ -922,7 +922,7 @@ fn hostile_inputs_are_refused_cleanly() {
 #[test]
 fn control_characters_in_targets_are_escaped() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let ctr = NsProc::new();
     let syslog = Syslog::new();
     let mut t = Table {
@@ -971,7 +971,7 @@ fn control_characters_in_targets_are_escaped() {
 #[test]
 fn fifos_are_refused_not_waited_on() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let scratch = common::temp_dir("fifo");
     let fifo = scratch.path().join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -1038,7 +1038,7 @@ fn fifos_are_refused_not_waited_on() {
 #[test]
 fn stuck_syslog_does_not_hang_the_hook() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let scratch = common::temp_dir("stuck");
     let path = scratch.path().join("log");
     let _never_read = std::os::unix::net::UnixDatagram::bind(&path).unwrap();

@@ -6,10 +6,28 @@
 
 use crate::common::{self, NsProc};
 
+/// [`common::private_host`], plus a private /run/netns: the calling thread
+/// gets its own mount namespace (mounts not propagated either way) with an
+/// empty tmpfs on /run/netns, which the processes it spawns (narwhal) see.
+/// So [`host_state`] can tell whether narwhal created or removed a named
+/// network namespace, without seeing other users' `ip netns add`.
+pub fn private_host() {
+    common::private_host();
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
+    common::run_ok(std::process::Command::new("mount").args(["--make-rprivate", "/"]));
+    std::fs::create_dir_all("/run/netns").expect("mkdir /run/netns");
+    common::run_ok(std::process::Command::new("mount").args([
+        "-t",
+        "tmpfs",
+        "narwhal-test",
+        "/run/netns",
+    ]));
+}
+
 /// Everything observable in the calling thread's network namespace and on
 /// the machine that narwhal could plausibly change: links, addresses,
 /// routes, neighbours, the nftables ruleset ([`common::host_state`]), and
-/// the names in /run/netns.
+/// the names in /run/netns (private: see [`private_host`]).
 pub fn host_state() -> String {
     let mut s = common::host_state();
     let mut names: Vec<String> = match std::fs::read_dir("/run/netns") {
