@@ -464,7 +464,7 @@ class Bench:
         self.ns_add(names)
         jobs = []
         for i, name in enumerate(names):
-            v4 = f"198.51.100.{10 + i % 240}" if i < 240 else f"203.0.113.{10 + (i - 240) % 240}"
+            v4 = f"198.51.100.{10 + i % 240}" if i < 240 else f"198.18.0.{10 + (i - 240) % 240}"
             v6 = f"2001:db8:2::{i + 1:x}"
             jobs.append(([self.nw, "--netns", self.ns_path(name), "-4", v4, "-6", v6],
                          [self.nw, "remove", "--netns", self.ns_path(name)]))
@@ -499,7 +499,7 @@ class Bench:
         # IPv4 pool for the existing containers: distinct while it lasts,
         # then reused (the host then holds several /32 peer routes for one
         # address); IPv6 addresses are all distinct.
-        pool = [f"198.51.100.{i}" for i in range(3, 255)] + [f"203.0.113.{i}" for i in range(1, 255)]
+        pool = [f"198.51.100.{i}" for i in range(3, 255)] + [f"198.18.0.{i}" for i in range(1, 255)]
         have = 0
         acc = {lv: ([], [], [], []) for lv in levels}
         for level in levels + levels[::-1][1:]:

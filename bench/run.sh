@@ -17,7 +17,7 @@
 # namespaces live on a tmpfs over /run/netns visible only in the private
 # mount namespace. Nothing is visible outside, and everything goes away with
 # the processes; the driver also deletes what it made on exit or Ctrl-C.
-# Addresses: 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32 only.
+# Addresses: 198.51.100.0/24, 198.18.0.0/15, 2001:db8::/32 only.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

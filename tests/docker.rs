@@ -16,7 +16,8 @@ mod dock;
 
 use std::time::Duration;
 
-use dock::{addrs, fails, find_link, has_peer_addr, host_link, narwhal, ok, retry, Container};
+use common::wait_until;
+use dock::{addrs, fails, find_link, has_peer_addr, host_link, narwhal, ok, Container};
 use serde_json::Value;
 
 /// Root, docker.io installed, daemon up, image imported, private host.
@@ -33,12 +34,8 @@ macro_rules! docker_test {
 
 /// Every link of the private host other than `lo`, by name.
 fn host_links() -> Vec<String> {
-    let links = common::ip_json(None, &["link", "show"]);
-    links
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
+    common::link_names(None)
+        .into_iter()
         .filter(|n| n != "lo")
         .collect()
 }
@@ -49,10 +46,9 @@ fn host_links() -> Vec<String> {
 /// taken in that window differ from later ones in exactly these fields.
 fn settled(c: &Container) {
     let h = c.host_if();
-    retry(
+    wait_until(
+        Duration::from_secs(6),
         "both ends to report carrier",
-        300,
-        Duration::from_millis(20),
         || {
             let host = host_link(&h).ok_or("no host link")?;
             let ctr = find_link(&c.ip_json(&["link", "show"]), "eth0").ok_or("no eth0")?;
@@ -215,39 +211,33 @@ fn tcp_both_ways_over_ipv4_and_ipv6() {
     for addr in [v4.to_string(), format!("[{v6}]")] {
         ok(&mut c.exec(&["httpd", "-p", &format!("{addr}:{PORT}"), "-h", "/www"]));
         let url = format!("http://{addr}:{PORT}/");
-        let got = dock::retry(
-            &format!("GET {url}"),
-            100,
-            Duration::from_millis(100),
-            || host_wget(&url),
-        );
+        let got = wait_until(Duration::from_secs(10), &format!("GET {url}"), || {
+            host_wget(&url)
+        });
         assert_eq!(got, "narwhal\n", "{url}");
     }
 
     // container -> host: httpd on the host end's addresses
-    let www = dock::TempDir::new();
+    let www = common::temp_dir("docker");
     let token = format!("host side {}\n", common::unique("t"));
-    std::fs::write(www.0.join("index.html"), &token).unwrap();
+    std::fs::write(www.path().join("index.html"), &token).unwrap();
     let mut servers = Vec::new();
     for bind in ["169.254.0.1".to_string(), format!("[fe80::1%{h}]")] {
         let child = std::process::Command::new("busybox")
             .args(["httpd", "-f", "-p", &format!("{bind}:{PORT}"), "-h"])
-            .arg(&www.0)
+            .arg(www.path())
             .stdin(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        servers.push(dock::Proc(child));
+        servers.push(common::KillOnDrop(child));
     }
     for url in [
         format!("http://169.254.0.1:{PORT}/"),
         format!("http://[fe80::1%eth0]:{PORT}/"),
     ] {
-        let got = retry(
-            &format!("GET {url}"),
-            100,
-            Duration::from_millis(100),
-            || container_wget(&c, &url),
-        );
+        let got = wait_until(Duration::from_secs(10), &format!("GET {url}"), || {
+            container_wget(&c, &url)
+        });
         assert_eq!(got, token, "{url}");
     }
     // the servers are still ours (not some other process answering)
@@ -450,10 +440,9 @@ fn docker_stop_takes_the_host_link_along() {
 
     c.stop();
     // the kernel tears a dead namespace down asynchronously: wait for it
-    retry(
+    wait_until(
+        Duration::from_secs(60),
         &format!("{h} to vanish after docker stop"),
-        600,
-        Duration::from_millis(100),
         || match host_link(&h) {
             None => Ok(()),
             Some(l) => Err(format!("still there: {l}")),

@@ -14,7 +14,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::process::Command;
 
-use common::NsProc;
+use common::syslog::Syslog;
+use common::{one_line_error, run_narwhal, NsProc};
 use hostile::*;
 
 enum Input {
@@ -97,7 +98,7 @@ impl Table {
     }
 }
 
-fn build_table(ctr: &NsProc, scratch: &TempDir, zombie: &std::process::Child) -> Table {
+fn build_table(ctr: &NsProc, scratch: &tempfile::TempDir, zombie: &std::process::Child) -> Table {
     let mut t = Table {
         cases: vec![],
         pid: ctr.pid(),
@@ -802,27 +803,20 @@ fn build_table(ctr: &NsProc, scratch: &TempDir, zombie: &std::process::Child) ->
 
 /// Wait until process `pid` (our child) has exited and is a zombie.
 fn wait_for_zombie(pid: u32) {
-    for _ in 0..1000 {
+    common::wait_until(common::WAIT, &format!("process {pid} to exit"), || {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         // "PID (comm) STATE ...": the state follows the last ')'
-        if stat
-            .rsplit(')')
+        stat.rsplit(')')
             .next()
             .unwrap()
             .trim_start()
             .starts_with('Z')
-        {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    panic!("process {pid} did not exit");
+    });
 }
 
 /// Runs one case; returns a description of what went wrong, if anything.
 fn check(case: &Case, ctr: &NsProc, syslog: &Syslog) -> Result<(), String> {
-    let host_before = host_state();
-    let ctr_before = common::snapshot(Some(ctr));
+    let before = States::of(ctr);
     syslog.drain();
     let out = match &case.input {
         Input::Cli(args) => run_narwhal(args, None, &case.env),
@@ -835,9 +829,6 @@ fn check(case: &Case, ctr: &NsProc, syslog: &Syslog) -> Result<(), String> {
         }
     };
     let mut problems = Vec::new();
-    if out.status.code() != Some(1) {
-        problems.push(format!("exit status {:?}, want 1", out.status));
-    }
     match one_line_error(&out) {
         Err(e) => problems.push(e),
         Ok(msg) => {
@@ -869,20 +860,7 @@ fn check(case: &Case, ctr: &NsProc, syslog: &Syslog) -> Result<(), String> {
             }
         }
     }
-    let host_after = host_state();
-    if host_after != host_before {
-        problems.push(format!(
-            "the host changed:\n{}",
-            first_difference(&host_before, &host_after)
-        ));
-    }
-    let ctr_after = common::snapshot(Some(ctr));
-    if ctr_after != ctr_before {
-        problems.push(format!(
-            "the container changed:\n{}",
-            first_difference(&ctr_before, &ctr_after)
-        ));
-    }
+    problems.extend(before.changes(ctr));
     if problems.is_empty() {
         Ok(())
     } else {
@@ -897,9 +875,9 @@ fn check(case: &Case, ctr: &NsProc, syslog: &Syslog) -> Result<(), String> {
 #[test]
 fn hostile_inputs_are_refused_cleanly() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let ctr = NsProc::new();
-    let scratch = TempDir::new("hostile");
+    let scratch = common::temp_dir("hostile");
     let syslog = Syslog::new();
     // A veth in the private host that narwhal did not create (no alias).
     common::run_ok(Command::new("ip").args([
@@ -944,7 +922,7 @@ fn hostile_inputs_are_refused_cleanly() {
 #[test]
 fn control_characters_in_targets_are_escaped() {
     require_root!();
-    common::private_host();
+    hostile::private_host();
     let ctr = NsProc::new();
     let syslog = Syslog::new();
     let mut t = Table {
@@ -993,8 +971,8 @@ fn control_characters_in_targets_are_escaped() {
 #[test]
 fn fifos_are_refused_not_waited_on() {
     require_root!();
-    common::private_host();
-    let scratch = TempDir::new("fifo");
+    hostile::private_host();
+    let scratch = common::temp_dir("fifo");
     let fifo = scratch.path().join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let bundle = scratch.path().join("bundle");
@@ -1035,37 +1013,14 @@ fn fifos_are_refused_not_waited_on() {
     let mut failures = Vec::new();
     for (name, args, stdin) in runs {
         let before = host_state();
-        let mut cmd = common::narwhal();
-        cmd.args(&args);
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        {
-            use std::io::Write;
-            let mut i = child.stdin.take().unwrap();
-            let _ = i.write_all(&stdin.unwrap_or_default());
-        }
-        // Not a timing assertion: a generous bound that only a hang exceeds.
-        let mut hung = true;
-        for _ in 0..200 {
-            if child.try_wait().unwrap().is_some() {
-                hung = false;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        if hung {
-            let _ = child.kill();
-            let _ = child.wait();
+        // bounded by run_narwhal's timeout, which only a hang reaches
+        let out = run_narwhal(&args, stdin.as_deref(), &[]);
+        if out.status.code() == Some(124) {
             failures.push(format!(
-                "{name}: narwhal hung (still running after 20 s; killed)"
+                "{name}: narwhal hung (killed after {} s)",
+                common::LIMIT
             ));
             continue;
-        }
-        let out = child.wait_with_output().unwrap();
-        if out.status.code() != Some(1) {
-            failures.push(format!("{name}: exit {:?}", out.status));
         }
         if let Err(e) = one_line_error(&out) {
             failures.push(format!("{name}: {e}"));
@@ -1083,8 +1038,8 @@ fn fifos_are_refused_not_waited_on() {
 #[test]
 fn stuck_syslog_does_not_hang_the_hook() {
     require_root!();
-    common::private_host();
-    let scratch = TempDir::new("stuck");
+    hostile::private_host();
+    let scratch = common::temp_dir("stuck");
     let path = scratch.path().join("log");
     let _never_read = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     let ctr = NsProc::new();
@@ -1099,40 +1054,25 @@ fn stuck_syslog_does_not_hang_the_hook() {
             ("narwhal.ipv6", "2001:db8::40"),
         ],
     );
-    let mut child = common::narwhal()
-        .args([
+    // bounded by run_narwhal's timeout, which only a hang reaches
+    let out = run_narwhal(
+        &[
             "hook",
             "createRuntime",
             "--syslog-socket",
             path.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut i = child.stdin.take().unwrap();
-        i.write_all(&state).unwrap();
-    }
-    // Not a timing assertion: a generous bound that only a hang exceeds.
-    let mut status = None;
-    for _ in 0..200 {
-        status = child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+        ],
+        Some(&state),
+        &[],
+    );
     let _ = Command::new("ip")
         .args(["link", "del", &narwhal::naming::host_ifname(&id)])
         .output();
-    let status = status
-        .expect("narwhal hook hung writing to a syslog socket nobody reads (killed after 20 s)");
-    assert!(status.success(), "{status}");
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "narwhal hook hung writing to a syslog socket nobody reads (killed after {} s)",
+        common::LIMIT
+    );
+    assert!(out.status.success(), "{}", out.status);
 }

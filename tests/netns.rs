@@ -8,33 +8,26 @@
 
 mod common;
 
+use common::{
+    failed, ip_json, link_names, private_host, run, run_narwhal, run_ok, snapshot, succeeded as ok,
+    unique, NsProc, LIMIT,
+};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{ip_json, private_host, run, run_ok, snapshot, unique, NsProc};
-use serde_json::Value;
 
 const V4: &str = "198.51.100.2";
 const V6: &str = "2001:db8::2";
 const HOST_V4: &str = "169.254.0.1";
 const HOST_V6: &str = "fe80::1";
-/// Bound on every child process (seconds); nothing normally comes close.
-const LIMIT: &str = "30";
 
 // ---------------------------------------------------------------------------
 // helpers: running narwhal
 
 /// Run narwhal with `args` (under `timeout`), with extra environment.
 fn nw_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let bin = common::narwhal().get_program().to_owned();
-    let mut c = Command::new("timeout");
-    c.arg(LIMIT).arg(bin).args(args).stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    run(&mut c)
+    run_narwhal(args, None, env)
 }
 
 fn nw(args: &[&str]) -> Output {
@@ -47,35 +40,6 @@ fn out(o: &Output) -> String {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// narwhal succeeded; returns stderr (the trace, if asked for).
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "narwhal failed ({}): {}{}",
-        o.status,
-        out(o),
-        err(o)
-    );
-    err(o)
-}
-
-/// narwhal failed with exit status 1 and printed exactly one line on
-/// stderr, `narwhal: ...`; returns that line.
-fn failed(o: &Output) -> String {
-    let e = err(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "expected failure (exit 1), got {}: {}{e}",
-        o.status,
-        out(o)
-    );
-    let lines: Vec<&str> = e.lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr expected: {e}");
-    assert!(lines[0].starts_with("narwhal: "), "{e}");
-    lines[0].to_string()
 }
 
 fn netns_arg(c: &NsProc) -> String {
@@ -128,15 +92,6 @@ fn cmd_in(ns: Option<&NsProc>, prog: &str) -> Command {
 fn link(ns: Option<&NsProc>, dev: &str) -> Value {
     let v = ip_json(ns, &["-d", "link", "show", "dev", dev]);
     v[0].clone()
-}
-
-fn link_names(ns: Option<&NsProc>) -> Vec<String> {
-    ip_json(ns, &["link", "show"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
-        .collect()
 }
 
 fn has_link(ns: Option<&NsProc>, dev: &str) -> bool {
@@ -302,15 +257,8 @@ fn add_foreign_link(ns: Option<&NsProc>, name: &str) -> String {
 }
 
 /// Wait (bounded) until `f` holds.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    common::wait_until(common::WAIT, what, f)
 }
 
 // ---------------------------------------------------------------------------
@@ -632,7 +580,7 @@ fn every_option() {
     let (v4, v6, hv4, hv6) = (
         "198.51.100.7",
         "2001:db8::7",
-        "203.0.113.1",
+        "198.18.0.1",
         "2001:db8:ffff::1",
     );
     let pid = c.pid().to_string();
@@ -912,11 +860,13 @@ fn own_namespace_is_refused() {
     let before = both(&c);
     let tid = nix::unistd::gettid().to_string();
     // a process of the (private) host, for --pid
-    let mut host_proc = Command::new("timeout")
-        .args([LIMIT, "sleep", LIMIT])
-        .spawn()
-        .unwrap();
-    let hp = host_proc.id().to_string();
+    let host_proc = common::KillOnDrop(
+        Command::new("sleep")
+            .arg("infinity")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let hp = host_proc.0.id().to_string();
     for args in [
         vec!["--netns", "/proc/self/ns/net"],
         vec!["--netns", "/proc/thread-self/ns/net"],
@@ -934,8 +884,6 @@ fn own_namespace_is_refused() {
         );
         assert_unchanged(&c, &before, &format!("{args:?}"));
     }
-    let _ = host_proc.kill();
-    let _ = host_proc.wait();
 }
 
 #[test]
@@ -987,7 +935,7 @@ fn invalid_inputs_change_nothing() {
         let mut a = vec!["--netns", ns.as_str()];
         a.extend_from_slice(args);
         let e = failed(&nw(&a));
-        assert_eq!(e, format!("narwhal: {want}"), "{args:?}");
+        assert_eq!(e, *want, "{args:?}");
         assert_unchanged(&c, &before, &format!("{args:?}"));
     }
     // MTU 1279 is fine without IPv6 (and proves the namespace was usable)
@@ -1002,9 +950,9 @@ fn bad_namespace_paths() {
     let c = NsProc::new();
     let before = both(&c);
     let missing = format!("/nonexistent-{}", unique("ns"));
-    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("not-a-netns"));
-    std::fs::write(&file, "x").unwrap();
-    let file = file.to_str().unwrap().to_string();
+    let not_a_netns = tempfile::NamedTempFile::new().expect("create a temporary file");
+    std::fs::write(not_a_netns.path(), "x").unwrap();
+    let file = not_a_netns.path().to_str().unwrap().to_string();
     let uts = format!("/proc/{}/ns/uts", c.pid());
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
@@ -1040,20 +988,16 @@ fn bad_namespace_paths() {
         );
         assert_unchanged(&c, &before, &format!("{args:?}"));
     }
-    let _ = std::fs::remove_file(&file);
 }
 
 #[test]
 fn failure_at_every_step_rolls_back() {
     require_root!();
-    if !cfg!(debug_assertions) {
-        eprintln!("SKIPPED failure injection: NARWHAL_FAIL_STEP exists in debug builds only");
-        return;
-    }
     private_host();
     let c = NsProc::new();
     let ns = netns_arg(&c);
     let args = ["--netns", ns.as_str(), "-4", V4, "-6", V6, "--trace"];
+    common::assert_failure_injection(&args);
     // the steps, from a successful traced run (then removed again)
     let trace = ok(&nw(&args));
     let steps: Vec<&str> = trace.lines().collect();
@@ -1198,10 +1142,15 @@ fn remove_refuses_links_that_are_not_narwhals() {
     let e = failed(&nw(&["remove", "--host-interface", &d]));
     assert_eq!(
         e,
-        format!("narwhal: refusing to remove host interface {d}: it is not a veth ({kind})")
+        format!("refusing to remove host interface {d}: it is not a veth ({kind})")
     );
     let e = failed(&nw(&["remove", "--host-interface", &v]));
-    assert_eq!(e, format!("narwhal: refusing to remove host interface {v}: narwhal did not create it (no narwhal: alias)"));
+    assert_eq!(
+        e,
+        format!(
+            "refusing to remove host interface {v}: narwhal did not create it (no narwhal: alias)"
+        )
+    );
     assert_unchanged(&c, &before, "refused remove");
     assert!(has_link(None, &d) && has_link(None, &v));
     // and one that is narwhal's, by name: removed
@@ -1226,7 +1175,10 @@ fn remove_refuses_another_containers_link() {
     let e = failed(&nw(&["remove", "--pid", &cb.pid().to_string()]));
     assert_eq!(
         e,
-        format!("narwhal: refusing to remove host interface {hb}: it belongs to another container (narwhal:{})", ca.pid())
+        format!(
+            "refusing to remove host interface {hb}: it belongs to another container (narwhal:{})",
+            ca.pid()
+        )
     );
     assert_unchanged(&ca, &before, "refused remove");
     tcp_round_trip(Some(&ca), None, V4, 8004);

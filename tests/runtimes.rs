@@ -11,6 +11,8 @@ mod rt;
 
 use std::collections::BTreeSet;
 
+use common::syslog;
+
 use rt::{fetch, http_addr, nw_links, serve, Env, Runtime, Spec};
 
 const BODY: &str = "narwhal\n";
@@ -26,23 +28,24 @@ fn only_nw_link() -> serde_json::Value {
 }
 
 fn families(addr_show: &serde_json::Value) -> BTreeSet<String> {
-    addr_show
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|l| l["addr_info"].as_array().unwrap().clone())
-        .map(|a| a["family"].as_str().unwrap().to_string())
-        .collect()
+    addr_field(addr_show, "family").collect()
 }
 
 fn addresses(addr_show: &serde_json::Value) -> Vec<String> {
+    addr_field(addr_show, "local").collect()
+}
+
+/// `field` of every address in an `ip -j addr show` dump.
+fn addr_field<'a>(
+    addr_show: &'a serde_json::Value,
+    field: &'a str,
+) -> impl Iterator<Item = String> + 'a {
     addr_show
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|l| l["addr_info"].as_array().unwrap().clone())
-        .map(|a| a["local"].as_str().unwrap().to_string())
-        .collect()
+        .flat_map(|l| l["addr_info"].as_array().unwrap())
+        .map(move |a| a[field].as_str().unwrap().to_string())
 }
 
 /// `narwhal --trace` of the command line for the same addresses, on a
@@ -136,7 +139,7 @@ fn dual_stack(r: Runtime) {
     for m in &msgs {
         assert_eq!(
             (m.facility, m.severity),
-            (rt::LOG_DAEMON, rt::LOG_INFO),
+            (syslog::LOG_DAEMON, syslog::LOG_INFO),
             "{}",
             m.raw
         );
@@ -154,7 +157,7 @@ fn dual_stack(r: Runtime) {
             .as_str()
         ),
         "{}",
-        rt::texts(&msgs)
+        syslog::texts(&msgs)
     );
     assert_eq!(texts.last().copied(), Some(done.as_str()));
     let prefix = format!("createRuntime {id}: ");
@@ -234,13 +237,7 @@ fn no_annotations(r: Runtime) {
     let spec = Spec::new(&[("org.example.role", "web")], "exec sleep 100000");
     let ctr = env.start(&name, &spec).unwrap_or_else(|e| panic!("{e}"));
     assert!(ctr.alive());
-    let links = ctr.ip_json(&["link", "show"]);
-    let names: Vec<&str> = links
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap())
-        .collect();
+    let names = common::ifnames(&ctr.ip_json(&["link", "show"]));
     assert_eq!(names, ["lo"], "the container's namespace has only lo");
     assert_eq!(common::snapshot(None), before, "host untouched");
     ctr.stop_and_delete();
@@ -298,7 +295,7 @@ fn bad_annotations(r: Runtime) {
         let m = msgs.iter().find(|m| m.text.contains(want)).unwrap();
         assert_eq!(
             (m.facility, m.severity),
-            (rt::LOG_DAEMON, rt::LOG_ERR),
+            (syslog::LOG_DAEMON, syslog::LOG_ERR),
             "{}",
             m.raw
         );

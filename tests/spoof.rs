@@ -8,9 +8,11 @@
 //! thread that joined A's namespace); what arrives is counted by UDP
 //! sockets in B and in the host and by AF_PACKET sniffers on B's eth0 and
 //! on A's host end (the latter proves each frame really left A). Every
-//! frame carries a unique marker. Legitimate control packets go out in the
-//! same batch and must arrive, so "nothing arrived" is never the result of
-//! a broken path.
+//! frame carries a unique marker. Legitimate control packets go out last in
+//! the same batch and must arrive, so "nothing arrived" is never the result
+//! of a broken path; and since one thread pinned to one CPU sends the batch,
+//! frames arrive in the order sent: each receiver is read until its control
+//! packets are in, then counted. No test waits for a quiet period.
 //!
 //! The observed results are asserted exactly, in three modes (narwhal's
 //! defaults, `--paranoid`, defaults plus the host-wide `fib` rule the docs
@@ -31,9 +33,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-use common::{ip_json, private_host, run, run_ok, snapshot, unique, NsProc};
+use common::syslog::Syslog;
+use common::{
+    failed, first_difference, host_state, ip_json, private_host, run_narwhal, run_ok, snapshot,
+    succeeded as ok, unique, NsProc,
+};
 use spoof::{
     arp_reply, ether, fmt_mac, in_netns, ipv4_udp, ipv6_multicast_mac, ipv6_udp, nft_table,
     nft_tables, parse_mac, router_advert, Frame, Mac, PacketSocket, UdpSink, BROADCAST, ETH_P_ARP,
@@ -46,10 +51,6 @@ const A6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xa);
 const B6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xb);
 const HOST4: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
 const HOST6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
-/// How long a receiver must stay quiet before we stop reading it. Only an
-/// end-of-input signal: no assertion depends on timing (the control
-/// packets, sent last, must arrive).
-const QUIET: Duration = Duration::from_millis(300);
 /// A locally administered MAC that belongs to nobody.
 const FORGED_MAC: Mac = [0x02, 0x5e, 0x10, 0xde, 0xad, 0x01];
 const SPORT: u16 = 40_000;
@@ -80,42 +81,7 @@ fn link_mac(ns: Option<&NsProc>, ifname: &str) -> Mac {
 
 /// Run narwhal; returns the output (not checked).
 fn nw(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = common::narwhal();
-    c.args(args).stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    run(&mut c)
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "narwhal failed ({}): {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The one-line error: non-zero exit, stdout empty, one stderr line
-/// starting `narwhal: `; returns it without the prefix.
-fn one_line_error(o: &Output) -> String {
-    assert!(!o.status.success(), "narwhal unexpectedly succeeded");
-    assert!(
-        o.stdout.is_empty(),
-        "stdout: {:?}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let e = String::from_utf8_lossy(&o.stderr);
-    let line = e
-        .strip_suffix('\n')
-        .unwrap_or_else(|| panic!("stderr: {e:?}"));
-    assert!(!line.contains('\n'), "more than one line: {e:?}");
-    line.strip_prefix("narwhal: ")
-        .unwrap_or_else(|| panic!("no 'narwhal: ' prefix: {e:?}"))
-        .to_string()
+    run_narwhal(args, None, env)
 }
 
 fn setup(ctr: &NsProc, v4: Ipv4Addr, v6: Ipv6Addr, paranoid: bool) {
@@ -229,7 +195,7 @@ fn random_u16() -> u16 {
 fn cases(lab: &Lab, port: u16) -> Vec<Case> {
     let (a, ah) = (lab.a_mac, lab.a_host_mac);
     let r = random_u16();
-    let rand4 = Ipv4Addr::new(203, 0, 113, (r % 250) as u8 + 2);
+    let rand4 = Ipv4Addr::new(198, 18, (r >> 8) as u8, (r % 250) as u8 + 2);
     let rand6 = Ipv6Addr::new(0x2001, 0xdb8, 0x5900 | (r >> 8), r, 0, 0, 0, 0x5);
     let v4 = |src_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr, m: &[u8]| {
         ether(
@@ -273,7 +239,7 @@ fn cases(lab: &Lab, port: u16) -> Vec<Case> {
     );
     add(
         "v4-spoof-random-to-b",
-        "IPv4/UDP, source = another address (203.0.113.0/24), to B",
+        "IPv4/UDP, source = another address (198.18.0.0/15), to B",
         false,
         &|m| vec![v4(a, rand4, B4, m)],
     );
@@ -488,10 +454,29 @@ fn attack_matrix(mode: Mode) {
 
     lab.send_from_a(cases.iter().flat_map(|c| c.frames.clone()).collect());
 
-    let on_b = b_sniff.drain(QUIET);
-    let on_host_end = host_end.drain(QUIET);
-    let at_b = b_udp.drain(QUIET);
-    let at_host = host_udp.drain(QUIET);
+    // The control traffic goes last, from one pinned thread (`in_netns`):
+    // once a receiver has all of its control traffic, every frame sent
+    // before has reached it or been dropped on the way. Read until then.
+    let controls: Vec<&Case> = cases.iter().filter(|c| c.control).collect();
+    let want = |c: &Case| expected(c.id, mode);
+    let on_host_end = host_end.read_until("the control frames leaving A", |f| {
+        controls
+            .iter()
+            .all(|c| count(f, &c.marker) >= c.frames.len())
+    });
+    let on_b = b_sniff.read_until("the control frames on B's eth0", |f| {
+        controls.iter().all(|c| count(f, &c.marker) >= want(c).0)
+    });
+    let at_b = b_udp.read_until("the control datagrams at B", |p| {
+        controls
+            .iter()
+            .all(|c| count_payloads(p, &c.marker) >= want(c).1)
+    });
+    let at_host = host_udp.read_until("the control datagrams at the host", |p| {
+        controls
+            .iter()
+            .all(|c| count_payloads(p, &c.marker) >= want(c).2)
+    });
 
     let mut table = String::new();
     let mut wrong = Vec::new();
@@ -560,17 +545,9 @@ fn attack_matrix(mode: Mode) {
     // RA and everything else: no route, address, neighbour or link of the
     // host or of B changed; the ruleset is untouched.
     let host_after = snapshot(None);
-    assert!(
-        host_before == host_after,
-        "host state changed: {}",
-        spoof::first_difference(&host_before, &host_after)
-    );
+    common::assert_same(&host_before, &host_after, "host state changed");
     let b_after = snapshot(Some(&lab.b));
-    assert!(
-        b_before == b_after,
-        "B's state changed: {}",
-        spoof::first_difference(&b_before, &b_after)
-    );
+    common::assert_same(&b_before, &b_after, "B's state changed");
     let routes = ip_json(None, &["-6", "route", "show", "table", "all"]);
     assert!(
         !routes
@@ -661,21 +638,26 @@ fn crafted_ra_and_arp_frames_are_valid() {
         s.send(&ra).unwrap();
         s.send(&arp).unwrap();
     });
-    // the kernel handles both in the receive path; wait (bounded) for it
+    // the kernel handles both in the receive path; wait for it
     let mut routes = serde_json::Value::Null;
     let mut neigh = serde_json::Value::Null;
-    for _ in 0..500 {
-        routes = ip_json(None, &["-6", "route", "show", "dev", &rx]);
-        neigh = ip_json(None, &["neigh", "show", "to", &B4.to_string(), "dev", &rx]);
-        let r = routes.as_array().unwrap();
-        if r.iter().any(|x| x["dst"] == "default")
-            && r.iter().any(|x| x["dst"] == "2001:db8:bad0:77::/64")
-            && !neigh.as_array().unwrap().is_empty()
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until(
+        common::WAIT,
+        &format!("the RA's routes and the ARP reply's neighbour entry on {rx}"),
+        || {
+            routes = ip_json(None, &["-6", "route", "show", "dev", &rx]);
+            neigh = ip_json(None, &["neigh", "show", "to", &B4.to_string(), "dev", &rx]);
+            let r = routes.as_array().unwrap();
+            let ready = r.iter().any(|x| x["dst"] == "default")
+                && r.iter().any(|x| x["dst"] == "2001:db8:bad0:77::/64")
+                && !neigh.as_array().unwrap().is_empty();
+            if ready {
+                Ok(())
+            } else {
+                Err(format!("routes {routes}, neighbours {neigh}"))
+            }
+        },
+    );
     let r = routes.as_array().unwrap();
     let default = r.iter().find(|x| x["dst"] == "default");
     assert!(default.is_some(), "the RA made no default route: {routes}");
@@ -709,7 +691,7 @@ fn rp_filter_is_what_stops_ipv4_spoofs() {
             &ipv4_udp(src, dst, 64, SPORT, port, m),
         )
     };
-    let other = Ipv4Addr::new(203, 0, 113, 77);
+    let other = Ipv4Addr::new(198, 18, 0, 77);
     let rp = format!("/proc/sys/net/ipv4/conf/{}/rp_filter", lab.a_if);
     assert_eq!(
         std::fs::read_to_string(&rp).unwrap().trim(),
@@ -735,7 +717,12 @@ fn rp_filter_is_what_stops_ipv4_spoofs() {
             frame(B4, B4, &m[2]),
             frame(A4, B4, &m[3]),
         ]);
-        let (at_b, at_host) = (b_udp.drain(QUIET), host_udp.drain(QUIET));
+        // the control, sent last, is the last to arrive (see `in_netns`):
+        // once it is at B, the spoofs have arrived or been dropped
+        let at_b = b_udp.read_until("the control datagram at B", |p| {
+            count_payloads(p, &m[3]) >= 1
+        });
+        let at_host = host_udp.read_until("what reached the host", |_| true);
         (
             count_payloads(&at_host, &m[0]),
             count_payloads(&at_b, &m[1]),
@@ -815,9 +802,17 @@ fn no_layer2_path(paranoid: bool) {
     let b_udp = lab.udp_in_b(port);
     let host_end = PacketSocket::open(&lab.a_if, true).expect("sniffer on A's host end");
     lab.send_from_a(frames);
-    let on_b = b_sniff.drain(QUIET);
-    let on_host_end = host_end.drain(QUIET);
-    let at_b = b_udp.drain(QUIET);
+    // the routed frames go last and arrive last (see `in_netns`)
+    let routed = [&routed4, &routed6];
+    let on_host_end = host_end.read_until("the routed frames leaving A", |f| {
+        routed.iter().all(|m| count(f, m) >= 1)
+    });
+    let on_b = b_sniff.read_until("the routed frames on B's eth0", |f| {
+        routed.iter().all(|m| count(f, m) >= 1)
+    });
+    let at_b = b_udp.read_until("the routed datagrams at B", |p| {
+        routed.iter().all(|m| count_payloads(p, m) >= 1)
+    });
 
     for mk in [&to_b_mac4, &to_b_mac6, &bcast4, &odd, &routed4, &routed6] {
         assert_eq!(
@@ -869,19 +864,24 @@ fn no_layer2_path(paranoid: bool) {
 /// Without it, such a packet arrives (the control case).
 fn host_egress(paranoid: bool) -> (usize, usize) {
     let lab = Lab::new(paranoid);
-    for (fam, dst) in [("-4", "203.0.113.77/32"), ("-6", "2001:db8:77::77/128")] {
+    for (fam, dst) in [("-4", "198.18.0.77/32"), ("-6", "2001:db8:77::77/128")] {
         run_ok(Command::new("ip").args([fam, "route", "add", dst, "dev", &lab.a_if]));
     }
     let sniffer =
         in_netns(Some(lab.a.pid()), || PacketSocket::open("eth0", true)).expect("sniffer on A");
     let (stray, legit) = (marker("egress-stray"), marker("egress-legit"));
-    let v4 = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    let v6 = std::net::UdpSocket::bind("[::]:0").unwrap();
-    v4.send_to(&stray, "203.0.113.77:47999").unwrap();
-    v6.send_to(&stray, "[2001:db8:77::77]:47999").unwrap();
-    v4.send_to(&legit, (A4, 47999)).unwrap();
-    v6.send_to(&legit, (A6, 47999)).unwrap();
-    let frames = sniffer.drain(Duration::from_millis(300));
+    let (s, l) = (stray.clone(), legit.clone());
+    // from the private host, stray first, on one pinned thread (`in_netns`)
+    in_netns(None, move || {
+        let v4 = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let v6 = std::net::UdpSocket::bind("[::]:0").unwrap();
+        v4.send_to(&s, "198.18.0.77:47999").unwrap();
+        v6.send_to(&s, "[2001:db8:77::77]:47999").unwrap();
+        v4.send_to(&l, (A4, 47999)).unwrap();
+        v6.send_to(&l, (A6, 47999)).unwrap();
+    });
+    // the legitimate datagrams, sent last, arrive last: then count the stray
+    let frames = sniffer.read_until("the legitimate datagrams at A", |f| count(f, &legit) >= 2);
     (count(&frames, &stray), count(&frames, &legit))
 }
 
@@ -970,12 +970,23 @@ fn assert_filter_on(ifname: &str, mac: &str) {
     );
 }
 
+/// `ctr`'s filter table exists, on host interface `ifname`, and names
+/// `ctr`'s MAC.
+fn assert_filter_of(ctr: &NsProc, ifname: &str) {
+    assert!(
+        nft_tables().contains(&table_of(ifname)),
+        "{:?}",
+        nft_tables()
+    );
+    assert_filter_on(ifname, &eth0_mac(ctr));
+}
+
 #[test]
 fn paranoid_filter_is_created_and_removed_with_the_link() {
     require_root!();
     private_host();
     let ctr = NsProc::new();
-    let host_before = spoof::host_state();
+    let host_before = host_state();
     let pid = ctr.pid().to_string();
     let ifname = format!("nw-{pid}");
     let trace = ok(&nw(
@@ -997,16 +1008,7 @@ fn paranoid_filter_is_created_and_removed_with_the_link() {
         )),
         "the filter is the third step, before anything comes up:\n{trace}"
     );
-    assert!(
-        nft_tables().contains(&table_of(&ifname)),
-        "{:?}",
-        nft_tables()
-    );
-    let mac = ip_json(Some(&ctr), &["link", "show", "dev", "eth0"])[0]["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_filter_on(&ifname, &mac);
+    assert_filter_of(&ctr, &ifname);
 
     let o = nw(&["remove", "--pid", &pid], &[]);
     ok(&o);
@@ -1015,21 +1017,14 @@ fn paranoid_filter_is_created_and_removed_with_the_link() {
         format!("removed {ifname} and its filter narwhal-{ifname}")
     );
     assert!(!nft_tables().contains(&table_of(&ifname)));
-    let host_after = spoof::host_state();
-    assert!(
-        host_before == host_after,
-        "host not as before: {}",
-        spoof::first_difference(&host_before, &host_after)
-    );
+    let host_after = host_state();
+    common::assert_same(&host_before, &host_after, "host not as before");
     // the container is left with its lo only (up: the documented last step)
-    let links = ip_json(Some(&ctr), &["link", "show"]);
-    let names: Vec<&str> = links
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["lo"], "container links after remove");
+    assert_eq!(
+        common::link_names(Some(&ctr)),
+        ["lo"],
+        "container links after remove"
+    );
 }
 
 #[test]
@@ -1039,7 +1034,7 @@ fn paranoid_filter_is_rolled_back_when_a_later_step_fails() {
     let ctr = NsProc::new();
     let pid = ctr.pid().to_string();
     let ifname = format!("nw-{pid}");
-    let host_before = spoof::host_state();
+    let host_before = host_state();
     let ctr_before = snapshot(Some(&ctr));
     let args = [
         "--trace",
@@ -1051,6 +1046,7 @@ fn paranoid_filter_is_rolled_back_when_a_later_step_fails() {
         "--pid",
         &pid,
     ];
+    common::assert_failure_injection(&args[1..]);
     let mut failures = Vec::new();
     // step 3 is the filter itself; every step after it too, until the
     // run succeeds (no step left to fail)
@@ -1066,17 +1062,17 @@ fn paranoid_filter_is_rolled_back_when_a_later_step_fails() {
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         let last = err.lines().last().unwrap_or("").to_string();
         assert!(o.stdout.is_empty());
-        let host_after = spoof::host_state();
+        let host_after = host_state();
         assert!(
             host_before == host_after,
             "NARWHAL_FAIL_STEP={k}: host not as before: {}\n{err}",
-            spoof::first_difference(&host_before, &host_after)
+            first_difference(&host_before, &host_after)
         );
         let ctr_after = snapshot(Some(&ctr));
-        assert!(
-            ctr_before == ctr_after,
-            "NARWHAL_FAIL_STEP={k}: container not as before: {}",
-            spoof::first_difference(&ctr_before, &ctr_after)
+        common::assert_same(
+            &ctr_before,
+            &ctr_after,
+            &format!("NARWHAL_FAIL_STEP={k}: container not as before"),
         );
         assert!(!nft_tables().contains(&table_of(&ifname)));
         failures.push((k, last));
@@ -1121,12 +1117,11 @@ fn paranoid_failure_is_one_line() {
     let ctr = NsProc::new();
     let pid = ctr.pid().to_string();
     let ifname = format!("nw-{pid}");
-    let before = spoof::host_state();
-    let o = nw(
-        &["--paranoid", "-4", "198.51.100.2", "--pid", &pid],
-        &[("NARWHAL_FAIL_STEP", "4")],
-    );
-    let line = one_line_error(&o);
+    let before = host_state();
+    let args = ["--paranoid", "-4", "198.51.100.2", "--pid", &pid];
+    common::assert_failure_injection(&args);
+    let o = nw(&args, &[("NARWHAL_FAIL_STEP", "4")]);
+    let line = failed(&o);
     assert!(
         line.starts_with(&format!("set up process {pid}: host: sysctl net.ipv4.conf.{ifname}.rp_filter=1: injected failure")),
         "{line}"
@@ -1137,49 +1132,42 @@ fn paranoid_failure_is_one_line() {
         )),
         "{line}"
     );
-    let after = spoof::host_state();
-    assert!(
-        before == after,
-        "{}",
-        spoof::first_difference(&before, &after)
-    );
+    let after = host_state();
+    common::assert_same(&before, &after, "host not as before");
 }
 
-fn hook(
-    stage: &str,
-    state: &serde_json::Value,
-    syslog: &spoof::Syslog,
-    env: &[(&str, &str)],
-) -> Output {
+/// `narwhal hook STAGE` with `state` on stdin and only `env` (a runtime
+/// clears the hook's environment).
+fn hook(stage: &str, state: &serde_json::Value, syslog: &Syslog, env: &[(&str, &str)]) -> Output {
     let mut c = common::narwhal();
     c.args(["hook", stage, "--syslog-socket"])
         .arg(syslog.path())
         .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().expect("spawn narwhal hook");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&serde_json::to_vec(state).unwrap())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .envs(env.iter().copied());
+    common::feed(c, Some(&serde_json::to_vec(state).unwrap()))
+}
+
+/// Once a syslog line containing `until` has come, the lines logged since
+/// the last read contain `want`.
+fn assert_logged(syslog: &Syslog, until: &str, want: &str) {
+    let msgs = syslog.wait_for(&format!("containing {until:?}"), |t| t.contains(until));
+    let logged = msgs
+        .iter()
+        .map(|m| m.raw.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(logged.contains(want), "{logged}");
 }
 
 #[test]
 fn oci_hook_creates_and_removes_the_filter() {
     require_root!();
     private_host();
-    let syslog = spoof::Syslog::new();
+    let syslog = Syslog::new();
     let ctr = NsProc::new();
     let id = unique("sp");
     let ifname = format!("nw-{id}");
-    let before = spoof::host_state();
+    let before = host_state();
     let annotations = serde_json::json!({
         "narwhal.ipv4": "198.51.100.7",
         "narwhal.ipv6": "2001:db8::7",
@@ -1195,6 +1183,8 @@ fn oci_hook_creates_and_removes_the_filter() {
     });
 
     // a failing createRuntime after the filter step leaves nothing
+    let pid = ctr.pid().to_string();
+    common::assert_failure_injection(&["--paranoid", "-4", "198.51.100.7", "--pid", &pid]);
     let o = hook(
         "createRuntime",
         &create,
@@ -1203,84 +1193,56 @@ fn oci_hook_creates_and_removes_the_filter() {
     );
     assert!(!o.status.success());
     assert!(o.stdout.is_empty());
-    let after = spoof::host_state();
-    assert!(
-        before == after,
-        "{}",
-        spoof::first_difference(&before, &after)
-    );
-    let logged = syslog.until("rolled back");
-    assert!(
-        logged.contains(&format!(
+    let after = host_state();
+    common::assert_same(&before, &after, "host not as before");
+    assert_logged(
+        &syslog,
+        "rolled back",
+        &format!(
             "rolled back: host: nft delete table netdev narwhal-{ifname}, host: link del {ifname}"
-        )),
-        "{logged}"
+        ),
     );
 
     let o = hook("createRuntime", &create, &syslog, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(o.stdout.is_empty(), "hooks print nothing on stdout");
-    assert!(
-        nft_tables().contains(&table_of(&ifname)),
-        "{:?}",
-        nft_tables()
-    );
-    let mac = ip_json(Some(&ctr), &["link", "show", "dev", "eth0"])[0]["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_filter_on(&ifname, &mac);
-    let logged = syslog.until(&format!("createRuntime {id}: done"));
-    assert!(
-        logged.contains(&format!(
-            "createRuntime {id}: host: nft add table netdev narwhal-{ifname}"
-        )),
-        "{logged}"
+    assert_filter_of(&ctr, &ifname);
+    assert_logged(
+        &syslog,
+        &format!("createRuntime {id}: done"),
+        &format!("createRuntime {id}: host: nft add table netdev narwhal-{ifname}"),
     );
 
     let o = hook("poststop", &stop, &syslog, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!nft_tables().contains(&table_of(&ifname)));
-    let logged = syslog.until("nft delete table");
-    assert!(
-        logged.contains(&format!(
-            "poststop {id}: host: nft delete table netdev narwhal-{ifname}"
-        )),
-        "{logged}"
+    assert_logged(
+        &syslog,
+        "nft delete table",
+        &format!("poststop {id}: host: nft delete table netdev narwhal-{ifname}"),
     );
-    let after = spoof::host_state();
-    assert!(
-        before == after,
-        "{}",
-        spoof::first_difference(&before, &after)
-    );
+    let after = host_state();
+    common::assert_same(&before, &after, "host not as before");
 }
 
 /// Kill a stand-in container and wait (bounded) until its namespace, and
 /// with it host interface `ifname`, is gone.
 fn vanish(ctr: NsProc, ifname: &str) {
     drop(ctr);
-    for _ in 0..1000 {
-        if ip_json(None, &["link", "show"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|l| l["ifname"] != ifname)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{ifname} outlived its namespace");
+    common::wait_until(
+        common::WAIT,
+        &format!("{ifname} to go with its namespace"),
+        || !common::link_names(None).iter().any(|l| l == ifname),
+    );
 }
 
 fn eth0_mac(ctr: &NsProc) -> String {
     fmt_mac(&link_mac(Some(ctr), "eth0"))
 }
 
-/// A datagram from `ctr` (an ordinary UDP socket) to the host: did it
-/// arrive?
-fn reaches_host(ctr: &NsProc, port: u16) -> bool {
+/// A datagram from `ctr` (an ordinary UDP socket) to the host arrives,
+/// once; panics naming `what` if it never does.
+fn assert_reaches_host(ctr: &NsProc, port: u16, what: &str) {
     let sink = UdpSink::open(port);
     let m = marker("to-host");
     let m2 = m.clone();
@@ -1288,7 +1250,8 @@ fn reaches_host(ctr: &NsProc, port: u16) -> bool {
         let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         s.send_to(&m2, (HOST4, port)).unwrap();
     });
-    count_payloads(&sink.drain(QUIET), &m) == 1
+    let got = sink.read_until(what, |p| count_payloads(p, &m) >= 1);
+    assert_eq!(count_payloads(&got, &m), 1, "{what}");
 }
 
 /// A container that ends without `narwhal remove` (or poststop) takes its
@@ -1300,7 +1263,7 @@ fn reaches_host(ctr: &NsProc, port: u16) -> bool {
 fn filter_of_a_vanished_container_stays_until_removed() {
     require_root!();
     private_host();
-    let before = spoof::host_state();
+    let before = host_state();
 
     let c1 = NsProc::new();
     let p1 = c1.pid().to_string();
@@ -1310,7 +1273,7 @@ fn filter_of_a_vanished_container_stays_until_removed() {
         &[],
     ));
     let mac1 = eth0_mac(&c1);
-    assert!(reaches_host(&c1, 47_031));
+    assert_reaches_host(&c1, 47_031, "a datagram from the container to the host");
     vanish(c1, &if1);
     assert!(
         nft_tables().contains(&table_of(&if1)),
@@ -1338,10 +1301,7 @@ fn filter_of_a_vanished_container_stays_until_removed() {
         t.contains("198.51.100.3") && !t.contains("198.51.100.2\""),
         "{t}"
     );
-    assert!(
-        reaches_host(&c2, 47_032),
-        "the new container's traffic passes"
-    );
+    assert_reaches_host(&c2, 47_032, "the new container's traffic to pass");
     vanish(c2, &if1);
     let o = nw(&["remove", "--host-interface", &if1], &[]);
     ok(&o);
@@ -1367,21 +1327,16 @@ fn filter_of_a_vanished_container_stays_until_removed() {
         format!("removed filter narwhal-{if3} ({if3} was already gone)")
     );
 
-    let after = spoof::host_state();
-    assert!(
-        before == after,
-        "{}",
-        spoof::first_difference(&before, &after)
-    );
+    let after = host_state();
+    common::assert_same(&before, &after, "host not as before");
 }
 
-/// BUG (reported; src/ not ours to change): a stale filter table, left by a
-/// `--paranoid` container that ended without `narwhal remove`, attaches
-/// itself to the next host interface of the same name (nftables netdev
-/// hooks follow the device name). A new container set up there *without*
-/// `--paranoid` would have all its traffic dropped by the old container's
-/// filter. PID keys (`nw-<pid>`) make the name come back when PIDs are
-/// reused. narwhal marks the filters it makes and removes a stale one first.
+/// A stale filter table, left by a `--paranoid` container that ended
+/// without `narwhal remove`, would attach itself to the next host interface
+/// of the same name (nftables netdev hooks follow the device name) and drop
+/// all traffic of a new container set up there *without* `--paranoid`. PID
+/// keys (`nw-<pid>`) make the name come back when PIDs are reused. narwhal
+/// marks the filters it makes and removes a stale one first.
 #[test]
 fn stale_filter_does_not_block_a_new_container_without_paranoid() {
     require_root!();
@@ -1400,9 +1355,10 @@ fn stale_filter_does_not_block_a_new_container_without_paranoid() {
         &["-4", "198.51.100.3", "--host-interface", &if1, "--pid", &p2],
         &[],
     ));
-    assert!(
-        reaches_host(&c2, 47_041),
-        "the stale filter drops the new container's traffic"
+    assert_reaches_host(
+        &c2,
+        47_041,
+        "the new container's datagram at the host (a stale filter would drop it)",
     );
     assert!(
         !nft_tables().contains(&table_of(&if1)),

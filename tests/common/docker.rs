@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -147,24 +146,10 @@ pub fn ok(cmd: &mut Command) -> String {
     run_ok(cmd)
 }
 
-/// Run `cmd`; it must fail with exit code 1 and exactly one line on stderr,
-/// `narwhal: ...`, which is returned. Nothing on stdout.
+/// Run `cmd`; it must fail with narwhal's one-line error
+/// ([`common::failed`]), whose message is returned.
 pub fn fails(cmd: &mut Command) -> String {
-    let o = run(cmd);
-    let err = stderr(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{cmd:?} should fail with exit code 1: {o:?}"
-    );
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "{cmd:?}: one line on stderr expected: {err}"
-    );
-    assert!(err.starts_with("narwhal: "), "{cmd:?}: {err}");
-    assert_eq!(stdout(&o), "", "{cmd:?}: nothing on stdout expected");
-    err.trim_end().to_string()
+    common::failed(&run(cmd))
 }
 
 /// A container of the private daemon, started with `--net=none` and
@@ -274,11 +259,7 @@ pub fn host_link(ifname: &str) -> Option<Value> {
 
 /// The entry for `ifname` in an `ip -j link`/`ip -j addr` listing.
 pub fn find_link(list: &Value, ifname: &str) -> Option<Value> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["ifname"] == ifname)
-        .cloned()
+    common::find_link(list, ifname).cloned()
 }
 
 /// The `addr_info` entries of `link` of the given family ("inet", "inet6").
@@ -299,57 +280,4 @@ pub fn has_peer_addr(addrs: &[Value], local: &str, peer: &str, plen: u64) -> boo
     addrs
         .iter()
         .any(|a| a["local"] == local && a["address"] == peer && a["prefixlen"] == plen)
-}
-
-/// Call `f` until it returns Ok, at most `tries` times, pausing `pause`
-/// in between; the last error is the panic message. For waiting on a server
-/// to listen or the kernel to finish a namespace's teardown: a wait, not a
-/// timing assertion.
-pub fn retry<T>(
-    what: &str,
-    tries: u32,
-    pause: Duration,
-    mut f: impl FnMut() -> Result<T, String>,
-) -> T {
-    let start = Instant::now();
-    let mut last = String::new();
-    for _ in 0..tries {
-        match f() {
-            Ok(v) => return v,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(pause);
-    }
-    panic!(
-        "{what}: still failing after {tries} tries ({:?}): {last}",
-        start.elapsed()
-    );
-}
-
-/// A process started by the test (a server), killed by pid on drop.
-pub struct Proc(pub std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory under the target's tmp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(common::unique("docker-e2e-"));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

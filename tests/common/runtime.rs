@@ -5,21 +5,18 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common;
+use crate::common::syslog::Syslog;
+use crate::common::{self, wait_until};
 
 /// How long a container may take to start or stop, and a log line to arrive.
 /// Generous: a slow CI machine must not fail a test; nothing asserts on it.
-const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = common::WAIT;
 
 /// The port the container's httpd listens on.
 pub const PORT: u16 = 8080;
@@ -68,154 +65,6 @@ fn wrapped(prog: &str, needs_cgroup_fix: bool) -> Command {
         prog,
     ]);
     c
-}
-
-/// A directory under /tmp (short: unix socket paths must stay under 108
-/// bytes), removed with its contents on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("nwrt-{}", common::unique(tag)));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        for _ in 0..10 {
-            match std::fs::remove_dir_all(&self.0) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                _ => return,
-            }
-        }
-        eprintln!("could not remove {}", self.0.display());
-    }
-}
-
-/// One syslog message as narwhal sends it (RFC 3164 over a unix datagram
-/// socket): `<PRI>Mmm dd hh:mm:ss narwhal[PID]: TEXT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Msg {
-    pub facility: u8,
-    pub severity: u8,
-    pub ident: String,
-    pub text: String,
-    pub raw: String,
-}
-
-/// syslog(3) facility LOG_DAEMON.
-pub const LOG_DAEMON: u8 = 3;
-pub const LOG_ERR: u8 = 3;
-pub const LOG_INFO: u8 = 6;
-
-fn parse_msg(raw: &str) -> Option<Msg> {
-    let rest = raw.strip_prefix('<')?;
-    let (pri, rest) = rest.split_once('>')?;
-    let pri: u8 = pri.parse().ok()?;
-    // "Mmm dd hh:mm:ss " is 16 bytes; then "IDENT[PID]: TEXT".
-    let rest = rest.get(16..)?;
-    let (tag, text) = rest.split_once(": ")?;
-    let ident = tag.split_once('[').map_or(tag, |(i, _)| i);
-    Some(Msg {
-        facility: pri >> 3,
-        severity: pri & 7,
-        ident: ident.to_string(),
-        text: text.to_string(),
-        raw: raw.to_string(),
-    })
-}
-
-/// A syslog socket for the hook (`--syslog-socket`): a datagram socket the
-/// test binds, drained by a thread (a full queue would block the hook, and
-/// with it the runtime).
-pub struct Syslog {
-    path: PathBuf,
-    received: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Syslog {
-    pub fn new(dir: &Path) -> Syslog {
-        let path = dir.join("log");
-        let sock =
-            UnixDatagram::bind(&path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (received.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65536];
-            while !s.load(Ordering::Relaxed) {
-                if let Ok(n) = sock.recv(&mut buf) {
-                    r.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                }
-            }
-        });
-        Syslog {
-            path,
-            received,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Every message received so far, parsed. Panics on a message that is
-    /// not RFC 3164.
-    pub fn messages(&self) -> Vec<Msg> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|m| parse_msg(m).unwrap_or_else(|| panic!("not a syslog message: {m:?}")))
-            .collect()
-    }
-
-    /// The messages, once one whose text satisfies `pred` has arrived.
-    /// The hook sends its lines before it exits, so after the runtime
-    /// returned they are normally all there already.
-    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<Msg> {
-        let start = Instant::now();
-        loop {
-            let m = self.messages();
-            if m.iter().any(|m| pred(&m.text)) {
-                return m;
-            }
-            if start.elapsed() > DEADLINE {
-                panic!("no syslog message {what}; got:\n{}", texts(&m));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-pub fn texts(m: &[Msg]) -> String {
-    m.iter().map(|m| format!("  {}\n", m.raw)).collect()
-}
-
-impl Drop for Syslog {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 /// What to run: the container's annotations and its shell command.
@@ -306,14 +155,15 @@ pub fn write_hooks_dir(dir: &Path, syslog: &Path) {
 /// podman a private storage and hooks directory.
 pub struct Env {
     pub rt: Runtime,
-    pub dir: TempDir,
+    pub dir: tempfile::TempDir,
     pub syslog: Syslog,
 }
 
 impl Env {
     pub fn new(rt: Runtime) -> Env {
-        let dir = TempDir::new(&rt.name()[..2]);
-        let syslog = Syslog::new(dir.path());
+        // short: unix socket paths below it must stay under 108 bytes
+        let dir = common::temp_dir(&rt.name()[..2]);
+        let syslog = Syslog::new();
         if rt == Runtime::Podman {
             write_hooks_dir(&dir.path().join("hooks"), syslog.path());
         }
@@ -477,21 +327,17 @@ impl Drop for Env {
     /// (never kill: they are not ours) until no process refers to the
     /// directory, so that removing it is final.
     fn drop(&mut self) {
-        if self.rt != Runtime::Podman {
+        // (not while a failed test unwinds: a second panic would abort)
+        if self.rt != Runtime::Podman || std::thread::panicking() {
             return;
         }
         let dir = self.dir.path().to_str().unwrap().as_bytes().to_vec();
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            let busy = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        wait_until(DEADLINE, "podman's cleanup processes to finish", || {
+            !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
                 std::fs::read(e.path().join("cmdline"))
                     .is_ok_and(|c| c.windows(dir.len()).any(|w| w == dir))
-            });
-            if !busy {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            })
+        });
     }
 }
 
@@ -574,8 +420,12 @@ impl Container<'_> {
     /// IPv6 sockets (read from the container's /proc/PID/net/tcp{,6}).
     /// Panics, with the container's output, if it exits first.
     pub fn wait_listening(&self, n4: usize, n6: usize) {
-        let start = Instant::now();
-        loop {
+        let what = format!(
+            "{} container {} to listen on {n4} IPv4 and {n6} IPv6 sockets",
+            self.env.rt.name(),
+            self.name
+        );
+        wait_until(DEADLINE, &what, || {
             let count = |f: &str| {
                 std::fs::read_to_string(format!("/proc/{}/net/{f}", self.pid))
                     .unwrap_or_default()
@@ -589,7 +439,7 @@ impl Container<'_> {
             };
             let (l4, l6) = (count("tcp"), count("tcp6"));
             if l4 == n4 && l6 == n6 {
-                return;
+                return Ok(());
             }
             if !self.alive() {
                 panic!(
@@ -599,15 +449,8 @@ impl Container<'_> {
                     self.output()
                 );
             }
-            if start.elapsed() > DEADLINE {
-                panic!(
-                    "{} container {} never listened ({l4}/{n4} IPv4, {l6}/{n6} IPv6)",
-                    self.env.rt.name(),
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            Err(format!("{l4}/{n4} IPv4, {l6}/{n6} IPv6 listeners"))
+        });
     }
 
     /// `ip -j ARGS` inside the container's network namespace.
@@ -632,22 +475,17 @@ impl Container<'_> {
             }
             _ => {
                 common::run_ok(self.env.cmd().args(["kill", &self.name, "KILL"]));
-                let start = Instant::now();
-                loop {
+                wait_until(DEADLINE, &format!("{} to stop", self.name), || {
                     let s: Value = serde_json::from_str(&common::run_ok(
                         self.env.cmd().args(["state", &self.name]),
                     ))
                     .unwrap();
                     if s["status"] == "stopped" {
-                        break;
+                        Ok(())
+                    } else {
+                        Err(format!("state {s}"))
                     }
-                    assert!(
-                        start.elapsed() < DEADLINE,
-                        "{} did not stop: {s}",
-                        self.name
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                });
                 common::run_ok(self.env.cmd().args(["delete", &self.name]));
             }
         }

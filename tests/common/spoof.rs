@@ -12,7 +12,6 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
-use std::time::Duration;
 
 use nix::libc;
 
@@ -50,6 +49,11 @@ pub fn fmt_mac(m: &Mac) -> String {
 /// process `pid` (sockets made there stay in that namespace). `None`: the
 /// caller's namespace (a thread spawned from the test thread inherits its
 /// private host).
+///
+/// The thread is pinned to the CPU it starts on. The kernel handles a frame
+/// sent through a veth on the sender's CPU, in that CPU's queue, first in
+/// first out: so whatever a pinned thread sends arrives (or is dropped)
+/// in the order it was sent, and a marker sent last is the last to arrive.
 pub fn in_netns<T: Send + 'static>(pid: Option<u32>, f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(move || {
         if let Some(pid) = pid {
@@ -58,6 +62,13 @@ pub fn in_netns<T: Send + 'static>(pid: Option<u32>, f: impl FnOnce() -> T + Sen
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
                 .unwrap_or_else(|e| panic!("setns into the netns of {pid}: {e}"));
         }
+        // SAFETY: no arguments; returns the caller's CPU or -1.
+        let cpu = unsafe { libc::sched_getcpu() };
+        assert!(cpu >= 0, "sched_getcpu: {}", io::Error::last_os_error());
+        let mut one = nix::sched::CpuSet::new();
+        one.set(cpu as usize).unwrap();
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one)
+            .unwrap_or_else(|e| panic!("pin the sending thread to CPU {cpu}: {e}"));
         f()
     })
     .join()
@@ -195,28 +206,21 @@ impl PacketSocket {
         Ok(())
     }
 
-    /// Every frame captured so far and until none has come for `quiet`.
-    pub fn drain(&self, quiet: Duration) -> Vec<Frame> {
-        let mut out = Vec::new();
+    /// Read captured frames until `done` holds for all read so far (e.g. a
+    /// marker sent last has come); panics naming `what` if it never does.
+    pub fn read_until(&self, what: &str, done: impl Fn(&[Frame]) -> bool) -> Vec<Frame> {
+        let mut got = Vec::new();
+        crate::common::wait_until(crate::common::WAIT, what, || {
+            self.read_queued(&mut got);
+            done(&got)
+        });
+        got
+    }
+
+    /// Append every frame already queued on the socket to `out`.
+    fn read_queued(&self, out: &mut Vec<Frame>) {
         let mut buf = vec![0u8; 65536];
         loop {
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, quiet.as_millis() as libc::c_int) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                panic!("poll on {}: {e}", self.ifname);
-            }
-            if r == 0 {
-                return out;
-            }
             let mut sll = sockaddr_ll(0, 0);
             let mut len = size_of::<libc::sockaddr_ll>() as u32;
             // SAFETY: buffer and address are ours and large enough.
@@ -232,13 +236,11 @@ impl PacketSocket {
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) {
-                    continue;
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => panic!("recvfrom on {}: {e}", self.ifname),
                 }
-                panic!("recvfrom on {}: {e}", self.ifname);
             }
             if (n as usize) < 14 {
                 continue;
@@ -267,21 +269,26 @@ impl UdpSink {
         let v4 = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
             .unwrap_or_else(|e| panic!("bind 0.0.0.0:{port}: {e}"));
         let v6 = bind_v6only(port);
+        for s in [&v4, &v6] {
+            s.set_nonblocking(true).unwrap();
+        }
         UdpSink { v4, v6: Some(v6) }
     }
 
-    /// Payloads received so far (both families), reading each socket until
-    /// it has been quiet for `quiet`.
-    pub fn drain(&self, quiet: Duration) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for s in std::iter::once(&self.v4).chain(self.v6.as_ref()) {
-            s.set_read_timeout(Some(quiet)).unwrap();
-            let mut buf = vec![0u8; 65536];
-            while let Ok(n) = s.recv(&mut buf) {
-                out.push(buf[..n].to_vec());
+    /// Read payloads (both families) until `done` holds for all read so
+    /// far; panics naming `what` if it never does.
+    pub fn read_until(&self, what: &str, done: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        crate::common::wait_until(crate::common::WAIT, what, || {
+            for s in std::iter::once(&self.v4).chain(self.v6.as_ref()) {
+                while let Ok(n) = s.recv(&mut buf) {
+                    got.push(buf[..n].to_vec());
+                }
             }
-        }
-        out
+            done(&got)
+        });
+        got
     }
 }
 
@@ -510,17 +517,7 @@ pub fn ipv6_multicast_mac(a: Ipv6Addr) -> Mac {
 /// `(family, name)` of every nftables table of the calling thread's
 /// namespace (`nft -j list tables`).
 pub fn nft_tables() -> Vec<(String, String)> {
-    let out = Command::new("nft")
-        .args(["-j", "list", "tables"])
-        .output()
-        .expect("run nft");
-    assert!(
-        out.status.success(),
-        "nft -j list tables: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft -j output is JSON");
-    v["nftables"]
+    nft_json(&["list", "tables"])["nftables"]
         .as_array()
         .unwrap()
         .iter()
@@ -536,100 +533,11 @@ pub fn nft_tables() -> Vec<(String, String)> {
 
 /// The parsed `nft -j list table FAMILY NAME`.
 pub fn nft_table(family: &str, name: &str) -> serde_json::Value {
-    let out = Command::new("nft")
-        .args(["-j", "list", "table", family, name])
-        .output()
-        .expect("run nft");
-    assert!(
-        out.status.success(),
-        "nft -j list table {family} {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("nft -j output is JSON")
+    nft_json(&["list", "table", family, name])
 }
 
-// ---------------------------------------------------------------------------
-// state and logs
-
-/// Everything narwhal could change in the calling thread's namespace:
-/// links, addresses, routes, neighbours (common::snapshot) and the whole
-/// nftables ruleset.
-pub fn host_state() -> String {
-    let mut s = crate::common::snapshot(None);
-    let nft = crate::common::run_ok(Command::new("nft").args(["list", "ruleset"]));
-    s.push_str(&format!("nft: {nft}\n"));
-    s
-}
-
-pub use crate::common::first_difference;
-
-/// A syslog socket of our own for hook mode (`--syslog-socket`). A
-/// thread reads it all the time: a private namespace queues only 10
-/// datagrams per socket (net.unix.max_dgram_qlen), and the hook would
-/// block on the 11th.
-pub struct Syslog {
-    dir: std::path::PathBuf,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Syslog {
-    pub fn new() -> Syslog {
-        use std::sync::atomic::Ordering;
-        let dir = std::env::temp_dir().join(crate::common::unique("narwhal-spoof-log-"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let sock =
-            std::os::unix::net::UnixDatagram::bind(dir.join("log")).expect("bind syslog socket");
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (l, st) = (lines.clone(), stop.clone());
-        let reader = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65536];
-            while !st.load(Ordering::Relaxed) {
-                if let Ok(n) = sock.recv(&mut buf) {
-                    l.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                }
-            }
-        });
-        Syslog {
-            dir,
-            lines,
-            stop,
-            reader: Some(reader),
-        }
-    }
-    pub fn path(&self) -> std::path::PathBuf {
-        self.dir.join("log")
-    }
-    /// Everything logged so far, once a line containing `needle` has come
-    /// (waits at most 10 s for it; the caller then asserts on the text).
-    /// Clears what it returns.
-    pub fn until(&self, needle: &str) -> String {
-        for _ in 0..1000 {
-            {
-                let mut l = self.lines.lock().unwrap();
-                if l.iter().any(|x| x.contains(needle)) {
-                    return std::mem::take(&mut *l).join("\n");
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::mem::take(&mut *self.lines.lock().unwrap()).join("\n")
-    }
-}
-
-impl Drop for Syslog {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// `nft -j ARGS` in the calling thread's namespace, parsed.
+fn nft_json(args: &[&str]) -> serde_json::Value {
+    let out = crate::common::run_ok(Command::new("nft").arg("-j").args(args));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("nft -j {args:?}: {e}: {out}"))
 }
