@@ -127,12 +127,7 @@ mod tests {
         let x = "0123456789abcdef0000";
         let y = "0123456789abcdef0001";
         assert_ne!(host_ifname(x), host_ifname(y));
-        // stable: teardown of running containers depends on this value
-        assert_eq!(
-            host_ifname("web-server-0001"),
-            host_ifname("web-server-0001")
-        );
-        assert_eq!(hash64(b""), hash64(b""));
+        // the values themselves are pinned in tests/naming_golden.rs
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn hook(stage: &str, c: &NsProc, id: &str, annotations: &[(&str, &str)], syslog:
     child.wait_with_output().unwrap()
 }
 
-/// 1. A failed run never strips a running container's `--paranoid`
+/// Item 1: A failed run never strips a running container's `--paranoid`
 /// filter: not from the command line, not from the hook.
 #[test]
 fn a_failed_run_never_strips_a_running_containers_filter() {
@@ -172,7 +172,7 @@ fn udp_works(pid: u32, src: &'static str, dst: &'static str, rx: &UdpSocket) {
     assert_eq!(&buf[..n], b"hello");
 }
 
-/// 2. A link flap loses neighbours, routes and IPv6 addresses: `check`
+/// Item 2: A link flap loses neighbours, routes and IPv6 addresses: `check`
 /// says what is missing, on which side; `check --repair` restores it, and
 /// only it; the container keeps running and talks again.
 #[test]
@@ -191,7 +191,8 @@ fn check_and_repair_after_link_flaps() {
     );
 
     // a flap of either end; check finds the addresses on the other end
-    let flaps: [(&str, Box<dyn Fn(&str) -> Command>, &[String]); 2] = [
+    type Flap<'a> = (&'a str, Box<dyn Fn(&str) -> Command + 'a>, &'a [String]);
+    let flaps: [Flap; 2] = [
         (
             "host end",
             Box::new(|s| {
@@ -255,7 +256,7 @@ fn check_and_repair_after_link_flaps() {
     ok(&nw(&["remove", "--netns", &ns]));
 }
 
-/// 3. Without syslog, the hook's error is still the first line a runtime
+/// Item 3: Without syslog, the hook's error is still the first line a runtime
 /// shows; the missing syslog is only noted after it.
 #[test]
 fn hook_error_comes_first_without_syslog() {
@@ -288,7 +289,7 @@ fn hook_error_comes_first_without_syslog() {
     );
 }
 
-/// 4. Names the kernel would rewrite (`x%d`), that nftables cannot parse,
+/// Item 4: Names the kernel would rewrite (`x%d`), that nftables cannot parse,
 /// or that are sysctl directories: refused before any change.
 #[test]
 fn names_the_kernel_rewrites_or_nftables_cannot_parse_are_refused() {
@@ -345,7 +346,7 @@ fn without_libnftables(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// 5. A `--paranoid` run that fails leaves no mark; a plain setup never
+/// Item 5: A `--paranoid` run that fails leaves no mark; a plain setup never
 /// needs libnftables once the shared source check is there.
 #[test]
 fn a_failed_paranoid_run_leaves_no_mark_and_blocks_nothing() {
@@ -416,7 +417,7 @@ fn received(s: &UdpSocket) -> bool {
     s.recv(&mut buf).is_ok()
 }
 
-/// 6. `--forwarding` forwards what the container sends, per configured
+/// Item 6: `--forwarding` forwards what the container sends, per configured
 /// family, on a host that does not forward; without it the host decides.
 #[test]
 fn forwarding_does_what_the_docs_say_per_family() {
@@ -477,7 +478,7 @@ fn stopped(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// 7. SIGTERM (and SIGINT) in the middle of a setup: everything is rolled
+/// Item 7: SIGTERM (and SIGINT) in the middle of a setup: everything is rolled
 /// back, the error says why, exit 1.
 #[test]
 fn a_termination_signal_during_setup_rolls_back() {
@@ -517,7 +518,7 @@ fn a_termination_signal_during_setup_rolls_back() {
     }
 }
 
-/// 9. Messages that say what happened, and what to type.
+/// Item 9: Messages that say what happened, and what to type.
 #[test]
 fn messages_name_the_cause() {
     require_root!();

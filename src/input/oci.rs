@@ -598,9 +598,9 @@ mod tests {
         assert_eq!(
             r.settings,
             Settings {
-                ipv4: Some("10.77.0.2/32".into()),
-                ipv6: Some("fd00:77::2/128".into()),
-                host_ipv4: Some("10.77.0.1".into()),
+                ipv4: Some("198.51.100.2".into()),
+                ipv6: Some("2001:db8::2".into()),
+                host_ipv4: Some("198.18.0.1".into()),
                 host_ipv6: None,
                 interface: Some("eth0".into()),
                 host_interface: None,
@@ -624,7 +624,7 @@ mod tests {
         let r = h.request.unwrap();
         assert_eq!(r.target, None);
         assert_eq!(r.key.as_deref(), Some(ID));
-        assert_eq!(r.settings.ipv4.as_deref(), Some("10.77.0.2/32"));
+        assert_eq!(r.settings.ipv4.as_deref(), Some("198.51.100.2"));
         assert_eq!(r.settings.host_interface.as_deref(), Some("nw-custom"));
     }
 
@@ -997,7 +997,7 @@ mod tests {
             let r = h.request.unwrap();
             assert_eq!(r.target, Some(Target::Pid(12345)));
             assert_eq!(r.key.as_deref(), Some(ID));
-            assert_eq!(r.settings.ipv4.as_deref(), Some("10.88.0.5/32"));
+            assert_eq!(r.settings.ipv4.as_deref(), Some("198.51.100.5"));
             assert_eq!(r.settings.host_interface.as_deref(), Some("nw-from-config"));
         }
         // State annotations win; config.json is not read then.
@@ -1005,7 +1005,7 @@ mod tests {
         let h = parse_state(&s, None).unwrap();
         assert_eq!(
             h.request.unwrap().settings.ipv4.as_deref(),
-            Some("10.77.0.2/32")
+            Some("198.51.100.2")
         );
 
         // config.json without annotations: narwhal off.
