@@ -6,6 +6,7 @@
 //!
 //! [`netlink`] is the only module that talks to the kernel.
 
+pub mod allow;
 pub mod apply;
 pub mod cli;
 pub mod cmd;
