@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::allow::AllowList;
 use crate::engine;
 use crate::input::oci::{self, HookInput, Stage};
 use crate::log::Log;
@@ -17,7 +18,7 @@ use crate::request::Target;
 use crate::spec::{self, Spec};
 
 /// Run the hook; returns whether it succeeded. Errors are logged here.
-pub fn run(stage: Option<&str>, syslog_socket: &Path) -> bool {
+pub fn run(stage: Option<&str>, syslog_socket: &Path, allow: Option<&AllowList>) -> bool {
     let log = Log::hook(syslog_socket);
     let bytes = match oci::read_state(std::io::stdin().lock()) {
         Ok(b) => b,
@@ -35,7 +36,7 @@ pub fn run(stage: Option<&str>, syslog_socket: &Path) -> bool {
         }
     };
     let ctx = format!("{} {}", input.stage, input.container_id);
-    match handle(input, &log) {
+    match handle(input, &log, allow) {
         Ok(()) => true,
         Err(e) => {
             log.error(&format!("{ctx}: {e:#}"));
@@ -44,7 +45,7 @@ pub fn run(stage: Option<&str>, syslog_socket: &Path) -> bool {
     }
 }
 
-fn handle(input: HookInput, log: &Log) -> Result<()> {
+fn handle(input: HookInput, log: &Log, allow: Option<&AllowList>) -> Result<()> {
     let Some(req) = input.request else {
         return Ok(()); // no narwhal.ipv4/ipv6 annotation: not ours
     };
@@ -57,6 +58,9 @@ fn handle(input: HookInput, log: &Log) -> Result<()> {
             };
             let r = engine::resolve(&Target::Pid(pid))?;
             let spec = Spec::new(r.netns, id, &req.settings)?;
+            if let Some(a) = allow {
+                a.check_spec(&spec)?;
+            }
             log.info(&format!(
                 "createRuntime {id}: configuring {} (pid {pid})",
                 spec.host_if

@@ -22,6 +22,7 @@ pub mod netns;
 pub mod nft;
 pub mod plan;
 pub mod request;
+pub mod runtime;
 pub mod spec;
 
 pub use error::Error;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use narwhal::cli::{Cli, Command};
 use narwhal::log::Log;
-use narwhal::{cmd, hook};
+use narwhal::{cmd, hook, runtime};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -18,11 +18,12 @@ fn main() -> ExitCode {
     };
     let res = match cli.command {
         Some(Command::Hook(h)) => {
-            return match hook::run(h.stage.as_deref(), &h.syslog_socket) {
+            return match hook::run(h.stage.as_deref(), &h.syslog_socket, h.allow.as_ref()) {
                 true => ExitCode::SUCCESS,
                 false => ExitCode::FAILURE,
             }
         }
+        Some(Command::Runtime(r)) => return runtime::run(r),
         Some(Command::Remove(r)) => {
             let log = Log::stderr(r.trace);
             cmd::remove(r, &log).map_err(|e| (e, log))
