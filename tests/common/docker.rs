@@ -17,6 +17,13 @@ pub const SOCKET: &str = "/run/narwhal-test/docker.sock";
 /// The image every test container runs: busybox imported from
 /// `common::busybox_rootfs()`.
 pub const IMAGE: &str = "narwhal-test-busybox";
+/// Where the private daemon's containerd keeps the bundles of running
+/// containers (its exec root and containerd namespace, tests/e2e/dockerd.sh).
+pub const BUNDLES: &str =
+    "/run/narwhal-test/exec/containerd/daemon/io.containerd.runtime.v2.task/narwhal-test";
+/// The prefixes the private daemon's runtime `narwhal` accepts
+/// (`runtime --allow`, tests/e2e/dockerd.sh).
+pub const ALLOW: [&str; 2] = ["198.18.14.0/24", "2001:db8:14::/48"];
 /// The Docker client of the docker.io package (/usr/local/bin/docker is
 /// another one).
 pub const DOCKER: &str = "/usr/bin/docker";
@@ -73,6 +80,7 @@ fn start_and_import() -> Result<(), String> {
     let o = Command::new("sh")
         .arg(script())
         .arg("start")
+        .env("NARWHAL_BIN", env!("CARGO_BIN_EXE_narwhal"))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("run {}: {e}", script().display()))?;
@@ -188,6 +196,20 @@ impl Container {
         c.id = out.trim().to_string();
         assert_eq!(c.id.len(), 64, "docker run printed {out:?}");
         c
+    }
+
+    /// A guard for a container not created yet: a unique name, no id.
+    /// Create it with `docker run --name NAME …` and record the id.
+    pub fn named() -> Container {
+        Container {
+            name: format!("narwhal-test-{}", common::unique("")),
+            id: String::new(),
+        }
+    }
+
+    /// The bundle `config.json` containerd wrote for the running container.
+    pub fn bundle_config(&self) -> PathBuf {
+        Path::new(BUNDLES).join(&self.id).join("config.json")
     }
 
     /// `docker inspect NAME`, parsed.
