@@ -21,18 +21,20 @@ pub struct Prefix {
 impl Prefix {
     /// Whether `ip` lies in this prefix (never across families).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(p), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
-                u32::from(a) & mask == u32::from(p)
-            }
-            (IpAddr::V6(p), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.len))
-                    .unwrap_or(0);
-                u128::from(a) & mask == u128::from(p)
-            }
-            _ => false,
+        ip.is_ipv4() == self.addr.is_ipv4() && network(ip, self.len) == self.addr
+    }
+}
+
+/// `addr` with all but its first `len` bits cleared.
+fn network(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(v) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::from((u32::from(v) & mask).to_be_bytes())
+        }
+        IpAddr::V6(v) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::from((u128::from(v) & mask).to_be_bytes())
         }
     }
 }
@@ -58,31 +60,22 @@ impl FromStr for Prefix {
         };
         let addr: IpAddr = a.parse().map_err(|_| bad("not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
+        let above = || bad(&format!("prefix length above {max}"));
         let len = match l {
             None => max,
             Some(l) if !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()) => {
-                l.parse::<u8>().map_err(|_| bad("prefix length too long"))?
+                l.parse::<u8>().map_err(|_| above())?
             }
             Some(_) => return Err(bad("prefix length is not a number")),
         };
         if len > max {
-            return Err(bad(&format!("prefix length above {max}")));
+            return Err(above());
         }
-        let p = Prefix { addr, len };
-        if !p.contains(addr) {
-            let net = match addr {
-                IpAddr::V4(v) => {
-                    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                    IpAddr::from((u32::from(v) & mask).to_be_bytes())
-                }
-                IpAddr::V6(v) => {
-                    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                    IpAddr::from((u128::from(v) & mask).to_be_bytes())
-                }
-            };
+        let net = network(addr, len);
+        if net != addr {
             return Err(bad(&format!("host bits set (did you mean {net}/{len}?)")));
         }
-        Ok(p)
+        Ok(Prefix { addr, len })
     }
 }
 
@@ -227,6 +220,7 @@ mod tests {
             ("198.51.100.0/+8", "prefix length is not a number"),
             ("198.51.100.0/2555", "prefix length is not a number"),
             ("198.51.100.0/255", "prefix length above 32"),
+            ("2001:db8::/999", "prefix length above 128"),
             ("example.org/24", "not an IP address"),
             ("fe80::1%eth0/64", "not an IP address"),
             (

@@ -22,7 +22,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::allow::{AllowError, AllowList};
 use crate::cli::RuntimeArgs;
@@ -92,23 +92,27 @@ pub struct Create {
 /// become the real runtime.
 pub fn run(args: RuntimeArgs) -> ExitCode {
     let runtime = args.runtime.clone().unwrap_or_else(default_runtime);
-    if let Some(create) = parse_create(&args.args) {
-        if let Err(e) = prepare(&create, args.allow.as_deref()) {
-            let id = create.id.as_deref().unwrap_or("(no id)");
-            report(
-                &create,
-                &format!("runtime create {id}: {:#}", anyhow::Error::from(e)),
-            );
+    let create = parse_create(&args.args);
+    if let Some(c) = &create {
+        if let Err(e) = prepare(c, args.allow.as_deref()) {
+            let id = c.id.as_deref().unwrap_or("(no id)");
+            let msg = format!("runtime create {id}: {:#}", anyhow::Error::from(e));
+            report(&syslog(), c, &msg);
             return ExitCode::FAILURE;
         }
     }
     let e = Command::new(&runtime).args(&args.args).exec();
     let msg = format!("runtime: cannot run {}: {e}", runtime.display());
-    match parse_create(&args.args) {
-        Some(c) => report(&c, &msg),
-        None => eprintln!("narwhal: {}", one_line(&msg)),
+    match &create {
+        Some(c) => report(&syslog(), c, &msg),
+        None => syslog().error(&msg),
     }
     ExitCode::FAILURE
+}
+
+/// Errors go to syslog too: the shim's message may be cut short.
+fn syslog() -> Log {
+    Log::hook(Path::new("/dev/log"))
 }
 
 /// The first of [`DEFAULT_RUNTIMES`] that exists (the first if none does:
@@ -248,17 +252,13 @@ pub fn prepare(create: &Create, allow: Option<&str>) -> Result<(), RuntimeError>
     let obj = config
         .as_object_mut()
         .ok_or_else(|| shape("the document", "an object"))?;
-    let annotations = obj
-        .entry("annotations")
-        .or_insert_with(|| json!({}))
+    let annotations = member(obj, "annotations", json!({}))
         .as_object_mut()
         .ok_or_else(|| shape("annotations", "an object"))?;
     for (k, v) in added {
         annotations.insert(k, Value::String(v));
     }
-    let hooks = obj
-        .entry("hooks")
-        .or_insert_with(|| json!({}))
+    let hooks = member(obj, "hooks", json!({}))
         .as_object_mut()
         .ok_or_else(|| shape("hooks", "an object"))?;
     for stage in ["createRuntime", "poststop"] {
@@ -268,9 +268,7 @@ pub fn prepare(create: &Create, allow: Option<&str>) -> Result<(), RuntimeError>
         }
         hook_args.push(stage.to_string());
         let hook = json!({ "path": exe, "args": hook_args });
-        let list = hooks
-            .entry(stage)
-            .or_insert_with(|| json!([]))
+        let list = member(hooks, stage, json!([]))
             .as_array_mut()
             .ok_or_else(|| shape("a hooks list", "an array"))?;
         if !list.contains(&hook) {
@@ -282,6 +280,15 @@ pub fn prepare(create: &Create, allow: Option<&str>) -> Result<(), RuntimeError>
         &serde_json::to_vec(&config).expect("a Value serialises"),
     )
     .map_err(|source| RuntimeError::Write { path: show, source })
+}
+
+/// The member `key` of `obj`, set to `empty` when absent or null.
+fn member<'a>(obj: &'a mut Map<String, Value>, key: &str, empty: Value) -> &'a mut Value {
+    let v = obj.entry(key).or_insert(Value::Null);
+    if v.is_null() {
+        *v = empty;
+    }
+    v
 }
 
 /// Validate the narwhal settings of `config`: its `narwhal.*` annotations
@@ -386,7 +393,8 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
-        f.sync_all()?;
+        // no fsync: bundles live on tmpfs (/run) and die with a crash; the
+        // rename alone keeps readers from seeing half a file
         fs::rename(&tmp, path)
     })();
     if res.is_err() {
@@ -397,8 +405,8 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Say why `create` failed: stderr and syslog, and runc's `--log` file,
 /// whose last error line containerd's shim puts in Docker's message.
-fn report(create: &Create, msg: &str) {
-    Log::hook(Path::new("/dev/log")).error(msg);
+fn report(log: &Log, create: &Create, msg: &str) {
+    log.error(msg);
     let Some(log) = &create.log else { return };
     let line = format!("narwhal: {}", one_line(msg));
     let entry = if create.log_json {
@@ -583,5 +591,127 @@ mod tests {
             assert_eq!(e.lines().count(), 1, "{e}");
         }
         assert!(check(env(&["NARWHAL_IPV4=198.51.100.2"]), Some("198.51.100.0/24")).is_ok());
+    }
+
+    /// A bundle directory with `config`, removed on drop.
+    struct Bundle(PathBuf);
+
+    impl Bundle {
+        fn new(name: &str, config: &str) -> Bundle {
+            let dir =
+                std::env::temp_dir().join(format!("narwhal-runtime-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("config.json"), config).unwrap();
+            fs::set_permissions(dir.join("config.json"), fs::Permissions::from_mode(0o640))
+                .unwrap();
+            Bundle(dir)
+        }
+
+        fn create(&self) -> Create {
+            Create {
+                bundle: self.0.clone(),
+                id: Some("c1".into()),
+                log: None,
+                log_json: true,
+            }
+        }
+
+        fn config(&self) -> Value {
+            serde_json::from_slice(&fs::read(self.0.join("config.json")).unwrap()).unwrap()
+        }
+    }
+
+    impl Drop for Bundle {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn prepare_adds_hooks_and_annotations_and_keeps_the_rest() {
+        let original = json!({
+            "ociVersion": "1.0.2-dev",
+            "process": { "args": ["sh"], "env": ["PATH=/bin", "NARWHAL_IPV4=198.51.100.2"] },
+            "annotations": { "other": "x", "narwhal.mtu": "1400" },
+            "hooks": { "prestart": [{ "path": "/bin/true" }], "poststop": null },
+            "linux": { "resources": { "memory": { "limit": 9223372036854775807u64 } } }
+        });
+        let b = Bundle::new("add", &original.to_string());
+        prepare(&b.create(), Some("198.51.100.0/24")).unwrap();
+        let got = b.config();
+        let exe = std::env::current_exe().unwrap();
+        let hook = |stage: &str| json!({ "path": exe, "args": ["narwhal", "hook", "--allow", "198.51.100.0/24", stage] });
+        let mut want = original.clone();
+        want["annotations"]["narwhal.ipv4"] = "198.51.100.2".into();
+        want["hooks"]["createRuntime"] = json!([hook("createRuntime")]);
+        want["hooks"]["poststop"] = json!([hook("poststop")]);
+        assert_eq!(got, want);
+        let mode = fs::metadata(b.0.join("config.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+        // a second create of the same bundle adds nothing twice
+        prepare(&b.create(), Some("198.51.100.0/24")).unwrap();
+        assert_eq!(b.config(), want);
+        assert_eq!(
+            fs::read_dir(&b.0).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn prepare_leaves_other_containers_alone() {
+        for (name, config) in [
+            (
+                "plain",
+                r#"{"process":{"env":["PATH=/bin"]},"root":{"path":"/narwhal-data"}}"#,
+            ),
+            (
+                "mention",
+                r#"{"process":{"args":["echo","narwhal.ipv4"],"env":["NOT_NARWHAL_IPV4=1"]}}"#,
+            ),
+            ("noaddr", r#"{"process":{"env":["NARWHAL_MTU=1400"]}}"#),
+        ] {
+            let b = Bundle::new(name, config);
+            prepare(&b.create(), None).unwrap();
+            assert_eq!(
+                fs::read_to_string(b.0.join("config.json")).unwrap(),
+                config,
+                "{name}"
+            );
+        }
+        // no bundle at all: the runtime reports that
+        let gone = Create {
+            bundle: "/nonexistent/narwhal".into(),
+            id: None,
+            log: None,
+            log_json: false,
+        };
+        assert!(prepare(&gone, None).is_ok());
+        // a bad allow-list fails every create
+        let b = Bundle::new("badallow", "{}");
+        let e = prepare(&b.create(), Some("198.51.100.1/24")).unwrap_err();
+        assert!(e.to_string().contains("host bits set"), "{e}");
+    }
+
+    #[test]
+    fn report_writes_the_shim_s_log_line() {
+        let b = Bundle::new("log", "{}");
+        let log = b.0.join("log.json");
+        fs::write(&log, "{\"level\":\"info\",\"msg\":\"before\"}\n").unwrap();
+        let c = Create {
+            log: Some(log.clone()),
+            ..b.create()
+        };
+        report(&Log::stderr(false), &c, "runtime create c1: bad\nthing");
+        let text = fs::read_to_string(&log).unwrap();
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            last,
+            json!({ "level": "error", "msg": "narwhal: runtime create c1: bad\\nthing" })
+        );
     }
 }

@@ -303,6 +303,15 @@ pub fn find_link(list: &Value, ifname: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The interface names in an `ip -j link`/`ip -j addr` listing, in order.
+pub fn link_names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap())
+        .collect()
+}
+
 /// The `addr_info` entries of `link` of the given family ("inet", "inet6").
 pub fn addrs(link: &Value, family: &str) -> Vec<Value> {
     link["addr_info"]
