@@ -462,3 +462,59 @@ fn twenty_containers_in_parallel() {
         assert_gone(c, &s.v4(i), &s.v6(i));
     }
 }
+
+/// `narwhal hook --allow` (the hooks the runtime adds, or hooks.d) refuses
+/// on its own: no Docker here, a private host and a stand-in container.
+#[test]
+fn hook_enforces_the_allow_list_too() {
+    require_root!();
+    common::private_host();
+    let ctr = common::NsProc::new();
+    let hook = |addr: &str| {
+        let state = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "id": "allow-test",
+            "status": "creating",
+            "pid": ctr.pid(),
+            "bundle": "/nonexistent",
+            "annotations": { "narwhal.ipv4": addr },
+        });
+        let mut child = common::narwhal()
+            .args(["hook", "--syslog-socket", "/nonexistent", "--allow"])
+            .args(["198.51.100.0/24,2001:db8::/32", "createRuntime"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(state.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let (host_before, ctr_before) = (common::snapshot(None), common::snapshot(Some(&ctr)));
+    let o = hook("198.18.0.2");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = dock::stderr(&o);
+    assert!(
+        err.contains(
+            "narwhal: createRuntime allow-test: address 198.18.0.2 is not allowed \
+             (allowed prefixes: 198.51.100.0/24,2001:db8::/32)"
+        ),
+        "{err}"
+    );
+    assert_eq!(common::snapshot(None), host_before, "host changed");
+    assert_eq!(
+        common::snapshot(Some(&ctr)),
+        ctr_before,
+        "container changed"
+    );
+    // an allowed address goes through
+    let o = hook("198.51.100.2");
+    assert!(o.status.success(), "{o:?}");
+    assert!(host_link(&naming::host_ifname("allow-test")).is_some());
+}
