@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::spec::Spec;
+use crate::spec::{Spec, DEFAULT_HOST_IPV4, DEFAULT_HOST_IPV6};
 
 /// One prefix: an address with its host bits clear, and a length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,19 +92,35 @@ pub enum AllowError {
     Empty,
     #[error("address {addr} is not allowed (allowed prefixes: {allowed})")]
     NotAllowed { addr: IpAddr, allowed: AllowList },
+    #[error("host address {addr} is not allowed (the default or the allowed prefixes: {allowed})")]
+    HostNotAllowed { addr: IpAddr, allowed: AllowList },
 }
 
 impl AllowList {
-    /// `Ok` if every container address of `spec` is allowed. (Host-side
-    /// addresses are the host's own and are not bounded here.)
+    /// `Ok` if every address of `spec` is allowed: the container's must lie
+    /// in the prefixes; a host-side address is a local address of the host,
+    /// so it must be the default (169.254.0.1, fe80::1) or lie in them too.
     pub fn check_spec(&self, spec: &Spec) -> Result<(), AllowError> {
         if let Some(p) = spec.ipv4 {
             self.check(p.container.into())?;
+            if p.host != DEFAULT_HOST_IPV4 {
+                self.check_host(p.host.into())?;
+            }
         }
         if let Some(p) = spec.ipv6 {
             self.check(p.container.into())?;
+            if p.host != DEFAULT_HOST_IPV6 {
+                self.check_host(p.host.into())?;
+            }
         }
         Ok(())
+    }
+
+    fn check_host(&self, ip: IpAddr) -> Result<(), AllowError> {
+        self.check(ip).map_err(|_| AllowError::HostNotAllowed {
+            addr: ip,
+            allowed: self.clone(),
+        })
     }
 
     /// `Ok` if `ip` lies in one of the prefixes.
@@ -200,6 +216,60 @@ mod tests {
             e.to_string(),
             "address 198.18.0.1 is not allowed (allowed prefixes: 198.51.100.0/24,2001:db8::/48)"
         );
+    }
+
+    #[test]
+    fn spec_addresses() {
+        use crate::request::Settings;
+        let l = list("198.51.100.0/24,2001:db8::/48");
+        let check = |v4: &str, v6: &str, h4: Option<&str>, h6: Option<&str>| {
+            let s = Settings {
+                ipv4: Some(v4.into()),
+                ipv6: Some(v6.into()),
+                host_ipv4: h4.map(Into::into),
+                host_ipv6: h6.map(Into::into),
+                ..Settings::default()
+            };
+            let spec = Spec::new("/proc/self/ns/net".into(), "k", &s).unwrap();
+            l.check_spec(&spec).map_err(|e| e.to_string())
+        };
+        assert_eq!(check("198.51.100.2", "2001:db8::2", None, None), Ok(()));
+        assert_eq!(
+            check(
+                "198.51.100.2",
+                "2001:db8::2",
+                Some("169.254.0.1"),
+                Some("fe80::1")
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "198.51.100.2",
+                "2001:db8::2",
+                Some("198.51.100.1"),
+                Some("2001:db8::1")
+            ),
+            Ok(())
+        );
+        assert!(check("198.51.99.2", "2001:db8::2", None, None)
+            .unwrap_err()
+            .starts_with("address 198.51.99.2 is not allowed"));
+        assert!(check("198.51.100.2", "2001:db9::2", None, None)
+            .unwrap_err()
+            .starts_with("address 2001:db9::2 is not allowed"));
+        // a host-side address is the host's own: an image must not pick one
+        assert_eq!(
+            check("198.51.100.2", "2001:db8::2", Some("169.254.169.254"), None),
+            Err(
+                "host address 169.254.169.254 is not allowed (the default or the allowed \
+                 prefixes: 198.51.100.0/24,2001:db8::/48)"
+                    .into()
+            )
+        );
+        assert!(check("198.51.100.2", "2001:db8::2", None, Some("fe80::2"))
+            .unwrap_err()
+            .starts_with("host address fe80::2 is not allowed"));
     }
 
     #[test]
