@@ -436,6 +436,11 @@ fn address_outside_the_allow_list_is_refused() {
             &format!("address {bad} is not allowed (allowed prefixes: {allowed})"),
         );
     }
+    // a host-side address becomes the host's own: the default, or allowed
+    refused(
+        &["NARWHAL_IPV4=198.18.14.227", "NARWHAL_HOST_IPV4=198.18.15.1"],
+        &format!("host address 198.18.15.1 is not allowed (the default or the allowed prefixes: {allowed})"),
+    );
 }
 
 #[test]
