@@ -54,6 +54,8 @@ pub enum Command {
     List(ListArgs),
     /// Run as an OCI runtime hook: read the container state on stdin
     Hook(HookArgs),
+    /// Wrap an OCI runtime (runc) for Docker: add narwhal's hooks to containers that ask for narwhal
+    Runtime(RuntimeArgs),
 }
 
 /// The container to act on: exactly one of these.
@@ -193,6 +195,29 @@ pub struct HookArgs {
     /// Syslog socket to log to
     #[arg(long, value_name = "PATH", default_value = "/dev/log")]
     pub syslog_socket: std::path::PathBuf,
+    /// Refuse container addresses outside these prefixes (comma-separated)
+    #[arg(long, value_name = "PREFIXES")]
+    pub allow: Option<crate::allow::AllowList>,
+}
+
+/// `narwhal runtime [OPTIONS] RUNTIME-ARGS…`: narwhal's own options come
+/// first; everything from the first other argument on is the runtime's.
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct RuntimeArgs {
+    /// The OCI runtime to run [default: /usr/sbin/runc, else /usr/bin/runc]
+    #[arg(long, value_name = "PATH")]
+    pub runtime: Option<PathBuf>,
+    /// Refuse container addresses outside these prefixes (comma-separated)
+    #[arg(long, value_name = "PREFIXES")]
+    pub allow: Option<String>,
+    /// The runtime's arguments, passed on unchanged
+    #[arg(
+        value_name = "RUNTIME-ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[cfg(test)]
@@ -231,6 +256,11 @@ mod tests {
         assert!(
             matches!(c.command, Some(Command::Hook(h)) if h.stage.as_deref() == Some("createRuntime"))
         );
+        let c = parse(&["hook", "--allow", "198.51.100.0/24", "poststop"]).unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Hook(h)) if h.allow.as_ref().map(|a| a.to_string()).as_deref() == Some("198.51.100.0/24"))
+        );
+        assert!(parse(&["hook", "--allow", "198.51.100.1/24", "poststop"]).is_err());
         assert!(parse(&[
             "-4",
             "198.51.100.2",
@@ -241,6 +271,50 @@ mod tests {
             "web"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn runtime_takes_the_rest_verbatim() {
+        let runtime = |args: &[&str]| match parse(args).unwrap().command {
+            Some(Command::Runtime(r)) => r,
+            c => panic!("{args:?}: {c:?}"),
+        };
+        let docker = [
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "id",
+        ];
+        let r = runtime(&[&["runtime"][..], &docker].concat());
+        assert_eq!((r.runtime, r.allow), (None, None));
+        assert_eq!(r.args, docker.map(std::ffi::OsString::from));
+        let r = runtime(&[
+            "runtime",
+            "--allow",
+            "198.51.100.0/24",
+            "--runtime",
+            "/x",
+            "--help",
+        ]);
+        assert_eq!(r.allow.as_deref(), Some("198.51.100.0/24"));
+        assert_eq!(r.runtime, Some("/x".into()));
+        assert_eq!(r.args, ["--help"]);
+        for pass in [
+            &["--version"][..],
+            &["-v"],
+            &["-h"],
+            &["state", "--allow", "x"],
+            &[],
+        ] {
+            let r = runtime(&[&["runtime"][..], pass].concat());
+            assert_eq!(r.args, pass, "{pass:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!
 //! [`kernel`] is the only module that talks to the kernel.
 
+pub mod allow;
 pub mod apply;
 pub mod cli;
 pub mod cmd;
@@ -21,6 +22,7 @@ pub mod naming;
 pub mod net;
 pub mod plan;
 pub mod request;
+
 pub mod settings;
 pub mod spec;
 pub mod target;

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Some(Command::Hook(h)) => {
             on_panic(Some(h.syslog_socket.clone()));
             let log = Log::hook(&h.syslog_socket);
-            let r = cmd::hook::run(h.stage.as_deref(), &log);
+            let r = cmd::hook::run(h.stage.as_deref(), &log, h.allow.as_ref());
             (log, r)
         }
         other => {
@@ -45,6 +45,8 @@ fn main() -> ExitCode {
                 Some(Command::Check(c)) => cmd::check::run(c, &log),
                 Some(Command::List(l)) => cmd::list::run(l),
                 Some(Command::Hook(_)) => unreachable!("handled above"),
+                // returns only on failure: it execs the runtime
+                Some(Command::Runtime(r)) => return cmd::runtime::run(r),
                 None => cmd::up::run(cli.up, &log),
             };
             (log, r)

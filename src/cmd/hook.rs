@@ -8,6 +8,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::allow::AllowList;
 use crate::input::oci::{self, Stage};
 use crate::log::Log;
 use crate::plan::Owner;
@@ -15,7 +16,7 @@ use crate::request::Target;
 use crate::spec::{self, Config};
 use crate::{engine, naming, target};
 
-pub fn run(stage: Option<&str>, log: &Log) -> Result<()> {
+pub fn run(stage: Option<&str>, log: &Log, allow: Option<&AllowList>) -> Result<()> {
     let bytes = oci::read_state(std::io::stdin().lock()).context("hook")?;
     let input = oci::parse_state(&bytes, stage)
         .with_context(|| oci::label(&bytes, stage).unwrap_or_else(|| "hook".into()))?;
@@ -29,6 +30,9 @@ pub fn run(stage: Option<&str>, log: &Log) -> Result<()> {
         Stage::CreateRuntime => {
             let config = Config::new(&req.settings).with_context(|| ctx.clone())?;
             let spec = target::spec(config, &req).with_context(|| ctx.clone())?;
+            if let Some(a) = allow {
+                a.check_spec(&spec).with_context(|| ctx.clone())?;
+            }
             if let Some(Target::Pid(pid)) = req.target {
                 info(&format_args!("configuring {} (pid {pid})", spec.host_if));
             }

@@ -6,4 +6,5 @@ pub mod check;
 pub mod hook;
 pub mod list;
 pub mod remove;
+pub mod runtime;
 pub mod up;

@@ -16,6 +16,13 @@ pub const SOCKET: &str = "/run/narwhal-test/docker.sock";
 /// The image every test container runs: busybox imported from
 /// `common::busybox_rootfs()`.
 pub const IMAGE: &str = "narwhal-test-busybox";
+/// Where the private daemon's containerd keeps the bundles of running
+/// containers (its exec root and containerd namespace, tests/e2e/dockerd.sh).
+pub const BUNDLES: &str =
+    "/run/narwhal-test/exec/containerd/daemon/io.containerd.runtime.v2.task/narwhal-test";
+/// The prefixes the private daemon's runtime `narwhal` accepts
+/// (`runtime --allow`, tests/e2e/dockerd.sh).
+pub const ALLOW: [&str; 2] = ["198.18.14.0/24", "2001:db8:14::/48"];
 /// The Docker client of the docker.io package (/usr/local/bin/docker is
 /// another one).
 pub const DOCKER: &str = "/usr/bin/docker";
@@ -72,6 +79,7 @@ fn start_and_import() -> Result<(), String> {
     let o = Command::new("sh")
         .arg(script())
         .arg("start")
+        .env("NARWHAL_BIN", env!("CARGO_BIN_EXE_narwhal"))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("run {}: {e}", script().display()))?;
@@ -175,6 +183,20 @@ impl Container {
         c
     }
 
+    /// A guard for a container not created yet: a unique name, no id.
+    /// Create it with `docker run --name NAME …` and record the id.
+    pub fn named() -> Container {
+        Container {
+            name: format!("narwhal-test-{}", common::unique("")),
+            id: String::new(),
+        }
+    }
+
+    /// The bundle `config.json` containerd wrote for the running container.
+    pub fn bundle_config(&self) -> PathBuf {
+        Path::new(BUNDLES).join(&self.id).join("config.json")
+    }
+
     /// `docker inspect NAME`, parsed.
     pub fn inspect(&self) -> Value {
         let out = ok(docker().args(["inspect", &self.name]));
@@ -260,6 +282,15 @@ pub fn host_link(ifname: &str) -> Option<Value> {
 /// The entry for `ifname` in an `ip -j link`/`ip -j addr` listing.
 pub fn find_link(list: &Value, ifname: &str) -> Option<Value> {
     common::find_link(list, ifname).cloned()
+}
+
+/// The interface names in an `ip -j link`/`ip -j addr` listing, in order.
+pub fn link_names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap())
+        .collect()
 }
 
 /// The `addr_info` entries of `link` of the given family ("inet", "inet6").

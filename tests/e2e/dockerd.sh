@@ -1,9 +1,12 @@
 #!/bin/sh
-# A private Docker daemon for narwhal's end-to-end tests (tests/docker.rs).
+# A private Docker daemon for narwhal's end-to-end tests (tests/docker.rs,
+# tests/docker_runtime.rs).
 #
 #   tests/e2e/dockerd.sh [start]   start it unless it answers already; wait
 #                                  until `docker version` answers; print the
-#                                  socket path (the only line on stdout)
+#                                  socket path (the only line on stdout).
+#                                  With NARWHAL_BIN=PATH, the runtime
+#                                  `narwhal` runs `PATH runtime --allow …`
 #   tests/e2e/dockerd.sh status    exit 0 and print the socket path if it answers
 #   tests/e2e/dockerd.sh stop      stop it (SIGTERM to the pid in its pidfile;
 #                                  its containers and its containerd go with it)
@@ -19,6 +22,12 @@
 #
 # Start it from the machine's root network namespace: the daemon keeps the
 # namespace it was started in.
+#
+# The daemon registers the OCI runtime `narwhal` (`docker run --runtime
+# narwhal`) as the packaged daemon.json snippet does, with the test's
+# allow-list in runtimeArgs; its path is a script here that execs
+# $NARWHAL_BIN, rewritten by every `start` that sets NARWHAL_BIN, so the
+# running daemon always uses the narwhal binary of the latest test build.
 set -eu
 
 DIR=/run/narwhal-test
@@ -29,6 +38,9 @@ LOCK=$DIR/lock
 DATA=/var/lib/narwhal-test-docker
 CONFIG=$DIR/daemon.json
 DOCKER=/usr/bin/docker   # not /usr/local/bin/docker: a different client
+RUNTIME=$DIR/narwhal-runtime
+# the test prefixes narwhal's runtime accepts (tests/common/docker.rs ALLOW)
+ALLOW=198.18.14.0/24,2001:db8:14::/48
 # Debian's docker.io installs the daemon as /usr/sbin/dockerd
 DOCKERD=/usr/sbin/dockerd
 [ -x "$DOCKERD" ] || DOCKERD=/usr/bin/dockerd
@@ -36,6 +48,28 @@ WAIT=${NARWHAL_DOCKERD_WAIT:-120}   # seconds to wait for the daemon
 
 answers() {
     "$DOCKER" -H "unix://$SOCK" version >/dev/null 2>&1
+}
+
+# Whether the answering daemon knows the runtime `narwhal` (a daemon
+# started by an older version of this script does not).
+has_runtime() {
+    "$DOCKER" -H "unix://$SOCK" info --format '{{json .Runtimes}}' 2>/dev/null |
+        grep -q '"narwhal"'
+}
+
+# (Re)write the script the runtime `narwhal` runs, atomically.
+write_runtime() {
+    if [ -n "${NARWHAL_BIN:-}" ]; then
+        [ -x "$NARWHAL_BIN" ] || die "NARWHAL_BIN=$NARWHAL_BIN is not executable"
+        body="exec '$NARWHAL_BIN' \"\$@\""
+    elif [ -e "$RUNTIME" ]; then
+        return 0
+    else
+        body="echo 'narwhal-runtime: start tests/e2e/dockerd.sh with NARWHAL_BIN set' >&2; exit 1"
+    fi
+    printf '#!/bin/sh\n%s\n' "$body" >"$RUNTIME.tmp"
+    chmod 0755 "$RUNTIME.tmp"
+    mv -f "$RUNTIME.tmp" "$RUNTIME"
 }
 
 # The pid in the pidfile, if that process is alive and is a dockerd.
@@ -61,13 +95,20 @@ start() {
     # one starter at a time; fd 9 is the lock and must not leak into dockerd
     exec 9>"$LOCK"
     flock 9
+    write_runtime
     if answers; then
-        echo "$SOCK"
-        return 0
+        if has_runtime; then
+            echo "$SOCK"
+            return 0
+        fi
+        echo "dockerd.sh: restarting dockerd to register the runtime narwhal" >&2
+        stop_locked
     fi
     if ! pid=$(daemon_pid); then
         rm -f "$PIDFILE" "$SOCK"
-        echo '{}' >"$CONFIG"
+        cat >"$CONFIG" <<EOF
+{"runtimes": {"narwhal": {"path": "$RUNTIME", "runtimeArgs": ["runtime", "--allow", "$ALLOW"]}}}
+EOF
         : >"$LOG"
         # setsid: no controlling terminal, own process group; stdio to the
         # log so that no caller's pipe stays open
@@ -109,6 +150,11 @@ stop() {
     [ -d "$DIR" ] || return 0
     exec 9>"$LOCK"
     flock 9
+    stop_locked
+}
+
+# stop, with the lock held
+stop_locked() {
     if ! pid=$(daemon_pid); then
         echo "dockerd.sh: not running" >&2
         return 0
