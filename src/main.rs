@@ -9,6 +9,9 @@ use narwhal::log::Log;
 use narwhal::{cmd, hook};
 
 fn main() -> ExitCode {
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        return narwhal::cni::run();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
