@@ -501,6 +501,22 @@ fn host_local_leases_are_taken_and_released() {
     assert!(leases(dir.path(), &net).is_empty());
     ok("DEL", &c, &a); // lease and link already gone
 
+    // requested addresses go through IPAM, which records them as leases
+    let mut c_ips = c.clone();
+    c_ips["runtimeConfig"] = json!({"ips": ["198.51.100.15", "2001:db8:1::15"]});
+    let mut a_env = Att::new(&ns);
+    a_env.args = Some("IgnoreUnknown=1;IP=198.51.100.16".into());
+    for (cf, att, want) in [(&c_ips, &a, "198.51.100.15"), (&c, &a_env, "198.51.100.16")] {
+        let r = ok("ADD", cf, att);
+        assert_eq!(r["ips"][0]["address"], format!("{want}/32"), "{r}");
+        assert!(leases(dir.path(), &net).contains(&want.to_string()));
+        ok("DEL", cf, att);
+    }
+    assert!(leases(dir.path(), &net).is_empty());
+    let mut both = c.clone();
+    both["addresses"] = json!([V4]);
+    assert_eq!(fails("ADD", &both, &a).0, 7);
+
     // a failed ADD (the MTU is checked after IPAM answered) gives the lease back
     let bad = conf(
         "1.0.0",

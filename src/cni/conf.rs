@@ -257,7 +257,8 @@ impl NetConf {
 
     /// The container addresses the configuration and environment ask for,
     /// in CNI's order of precedence: `runtimeConfig.ips`, `args.cni.ips`,
-    /// `CNI_ARGS IP=`, `addresses`. Empty: ask IPAM.
+    /// `CNI_ARGS IP=`, `addresses`. With an IPAM plugin, these go to it
+    /// (it reads the same sources) and its answer must match them.
     pub fn addresses(&self, env: &Env) -> Result<Vec<String>, CniError> {
         let list = |v: Option<&Value>, what: &str| -> Result<Vec<String>, CniError> {
             match v {

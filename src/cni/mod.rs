@@ -7,9 +7,10 @@
 //!   the host link's alias `narwhal:NETWORK/CONTAINERID/IFNAME` marks it,
 //!   so DEL finds it without state and GC finds a network's attachments.
 //! - Container addresses come, in CNI's order of precedence, from
-//!   `runtimeConfig.ips`, `args.cni.ips`, `CNI_ARGS IP=`, the netconf's
-//!   `addresses`, or the IPAM plugin (`ipam.type`), which is released
-//!   again when a later step fails.
+//!   `runtimeConfig.ips`, `args.cni.ips`, `CNI_ARGS IP=`, or the netconf's
+//!   `addresses`. With an IPAM plugin (`ipam.type`), IPAM decides (it
+//!   reads the same requests, and must grant them) and its lease is
+//!   released again when a later step fails.
 //! - Errors: the spec's codes, and narwhal's own ([`Code`]) from 100.
 
 pub mod conf;
@@ -183,6 +184,26 @@ fn main(log: &Log, version: &mut String) -> Result<Option<Value>, CniError> {
     }
 }
 
+type Pair = (Option<String>, Option<String>);
+
+/// What IPAM `got`, if it is what was asked for (when anything was).
+fn granted(wanted: &Pair, got: Pair, ipam: Option<&Ipam>) -> Result<Pair, CniError> {
+    let name = ipam.map_or("", |i| i.name.as_str());
+    for (w, g) in [(&wanted.0, &got.0), (&wanted.1, &got.1)] {
+        if w.is_some() && w != g {
+            return Err(CniError::new(
+                Code::Ipam,
+                format!(
+                    "IPAM plugin {name} gave {}, not the requested {}",
+                    g.as_deref().unwrap_or("no address"),
+                    w.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(got)
+}
+
 struct Call<'a> {
     conf: &'a NetConf,
     env: &'a Env,
@@ -220,16 +241,19 @@ impl Call<'_> {
 
     fn add(&self) -> Result<Value, CniError> {
         let key = self.key();
-        let (mut v4, mut v6) = conf::split_families(&self.conf.addresses(self.env)?)?;
+        let wanted = conf::split_families(&self.conf.addresses(self.env)?)?;
+        let (mut v4, mut v6) = wanted.clone();
         let mut lease = None;
         let mut dns = None;
-        if v4.is_none() && v6.is_none() {
-            let Some(ipam) = self.ipam()? else {
+        if let Some(ipam) = self.ipam()? {
+            // IPAM reads the requested addresses itself (host-local and
+            // static honour the same sources) and keeps one holder per lease
+            if self.conf.raw.contains_key("addresses") {
                 return Err(CniError::new(
                     Code::InvalidConfig,
-                    "no container address: give runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=, \"addresses\" or an \"ipam\" plugin",
+                    "give container addresses either in \"addresses\" or through \"ipam\", not both",
                 ));
-            };
+            }
             let r = ipam.exec("ADD", self.stdin)?.ok_or_else(|| {
                 CniError::new(
                     Code::Ipam,
@@ -242,11 +266,17 @@ impl Call<'_> {
                     dns = r.get("dns").cloned();
                     result::ipam_addresses(&r)
                 })
-                .and_then(|a| conf::split_families(&a));
+                .and_then(|a| conf::split_families(&a))
+                .and_then(|got| granted(&wanted, got, lease.as_ref()));
             match got {
                 Ok((a, b)) => (v4, v6) = (a, b),
                 Err(e) => return Err(self.release(lease.as_ref(), e)),
             }
+        } else if v4.is_none() && v6.is_none() {
+            return Err(CniError::new(
+                Code::InvalidConfig,
+                "no container address: give runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=, \"addresses\" or an \"ipam\" plugin",
+            ));
         }
         let res = self.spec(v4, v6).and_then(|spec| {
             self.log
