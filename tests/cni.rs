@@ -776,3 +776,82 @@ fn chained_with_tuning() {
     ok("CHECK", &with_prev(c2.clone(), &r), &a);
     ok("DEL", &c2, &a);
 }
+
+/// A conflist run the way libcni runs it: ADD through the chain, each
+/// plugin getting the previous result; CHECK; DEL in reverse order.
+fn run_conflist(list: &Value, a: &Att) -> Value {
+    let plugin_conf = |p: &Value, prev: Option<&Value>| {
+        let mut c = p.clone();
+        c["cniVersion"] = list["cniVersion"].clone();
+        c["name"] = list["name"].clone();
+        if let Some(r) = prev {
+            c["prevResult"] = r.clone();
+        }
+        // what a runtime passes for the capabilities the examples declare
+        if p["capabilities"]["bandwidth"] == true {
+            c["runtimeConfig"] =
+                json!({"bandwidth": {"ingressRate": 1_000_000, "ingressBurst": 100_000}});
+        }
+        c
+    };
+    let path = |p: &Value| -> PathBuf {
+        match p["type"].as_str().unwrap() {
+            "narwhal" => narwhal_path(),
+            t => Path::new(CNI_PATH).join(t),
+        }
+    };
+    let plugins = list["plugins"].as_array().unwrap();
+    let mut prev: Option<Value> = None;
+    for p in plugins {
+        let r = exec(&path(p), "ADD", &plugin_conf(p, prev.as_ref()), a);
+        assert!(r.ok, "{} ADD: {} {}", p["type"], r.json, r.stderr);
+        prev = Some(r.json);
+    }
+    let fin = prev.unwrap();
+    for p in plugins {
+        let r = exec(&path(p), "CHECK", &plugin_conf(p, Some(&fin)), a);
+        assert!(r.ok, "{} CHECK: {} {}", p["type"], r.json, r.stderr);
+    }
+    for p in plugins.iter().rev() {
+        let r = exec(&path(p), "DEL", &plugin_conf(p, Some(&fin)), a);
+        assert!(r.ok, "{} DEL: {} {}", p["type"], r.json, r.stderr);
+    }
+    fin
+}
+
+#[test]
+fn example_conflists_work() {
+    require_root!();
+    private_host();
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cni");
+    let mut n = 0;
+    for e in std::fs::read_dir(examples).unwrap() {
+        let p = e.unwrap().path();
+        let mut list: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        // private lease store and network name
+        list["name"] = json!(unique("ex"));
+        for pl in list["plugins"].as_array_mut().unwrap() {
+            if pl["ipam"]["type"] == "host-local" {
+                pl["ipam"]["dataDir"] = json!(dir.path());
+            }
+        }
+        let ns = NsProc::new();
+        let r = run_conflist(&list, &Att::new(&ns));
+        let v4 = r["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches("/32")
+            .to_string();
+        assert!(
+            r["ips"][0]["address"].as_str().unwrap().ends_with("/32"),
+            "{}: {r}",
+            p.display()
+        );
+        assert!(nw_links().is_empty(), "{}: links left", p.display());
+        assert!(leases(dir.path(), list["name"].as_str().unwrap()).is_empty());
+        assert!(!v4.is_empty());
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}
