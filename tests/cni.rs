@@ -6,11 +6,14 @@
 //!
 //! Run as root: `cargo test --test cni`.
 
+#[path = "common/cni.rs"]
+mod cni_common;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use cni_common::leases;
 use common::{ip_json, private_host, run, snapshot, unique, NsProc};
 use serde_json::{json, Value};
 
@@ -450,19 +453,6 @@ fn malformed_and_invalid_netconfs_answer_error_json() {
     bad.netns = Some("/run/netns/narwhal-no-such-ns".into());
     assert_eq!(fails("ADD", &c, &bad).0, 3);
     assert_eq!(snapshot(None), before, "a failed ADD changed the host");
-}
-
-/// host-local's leases for network `net` under `dir` (one file per IP).
-fn leases(dir: &Path, net: &str) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir.join(net)) else {
-        return vec![];
-    };
-    let mut v: Vec<String> = rd
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    v.sort();
-    v
 }
 
 fn host_local(dir: &Path) -> Value {

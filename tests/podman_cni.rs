@@ -8,6 +8,8 @@
 //! without the private mount namespace crun needs, which would hide
 //! podman's /run/netns mounts from the next podman command.
 
+#[path = "common/cni.rs"]
+mod cni_common;
 mod common;
 #[path = "common/runtime.rs"]
 mod rt;
@@ -16,6 +18,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cni_common::leases;
 use serde_json::json;
 
 const V4: &str = "198.51.100.30";
@@ -58,18 +61,6 @@ impl Drop for Ctr<'_> {
             .args(["rm", "-f", "-t", "0", &self.name])
             .output();
     }
-}
-
-fn leases(dir: &Path, net: &str) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir.join("leases").join(net)) else {
-        return vec![];
-    };
-    let mut v: Vec<String> = rd
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    v.sort();
-    v
 }
 
 fn netdev_tables() -> String {
@@ -163,7 +154,10 @@ fn podman_cni_backend_runs_narwhal() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(reached, ("narwhal\n".to_string(), "narwhal\n".to_string()));
-    assert_eq!(leases(dir, &net), [V4.to_string(), V6.to_string()]);
+    assert_eq!(
+        leases(&dir.join("leases"), &net),
+        [V4.to_string(), V6.to_string()]
+    );
     let links = rt::nw_links();
     assert_eq!(links.len(), 1, "{links:?}");
     assert!(netdev_tables().contains("narwhal"), "no paranoid filter");
@@ -176,9 +170,9 @@ fn podman_cni_backend_runs_narwhal() {
         rt::nw_links()
     );
     assert!(
-        leases(dir, &net).is_empty(),
+        leases(&dir.join("leases"), &net).is_empty(),
         "leases left: {:?}",
-        leases(dir, &net)
+        leases(&dir.join("leases"), &net)
     );
     assert_eq!(netdev_tables(), tables_before, "filters left");
     let after = common::snapshot(None);
