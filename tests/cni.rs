@@ -685,6 +685,10 @@ fn gc_removes_this_networks_stale_attachments_only() {
     assert!(now.contains(&keep) && now.contains(&other), "{now:?}");
     assert!(!now.contains(&stale), "{now:?}");
     ok("GC", &gc, &none); // nothing left to do
+                          // no list: refused, rather than taken as "nothing is valid"
+    let (code, msg) = fails("GC", &c1, &none);
+    assert_eq!(code, 7, "{msg}");
+    assert!(nw_links().contains(&keep));
     ok("DEL", &c1, &atts[0]);
     ok("DEL", &c2, &atts[2]);
 }

@@ -419,16 +419,15 @@ impl Call<'_> {
     }
 
     fn gc(&self) -> Result<(), CniError> {
-        let valid = match self.conf.raw.get("cni.dev/valid-attachments") {
-            Some(Value::Array(a)) => a.clone(),
-            None | Some(Value::Null) => vec![],
-            Some(_) => {
-                return Err(CniError::new(
+        let valid =
+            match self.conf.raw.get("cni.dev/valid-attachments") {
+                Some(Value::Array(a)) => a.clone(),
+                // without the list, every attachment would look stale
+                _ => return Err(CniError::new(
                     Code::InvalidConfig,
-                    "\"cni.dev/valid-attachments\" must be a list",
-                ))
-            }
-        };
+                    "GC needs \"cni.dev/valid-attachments\" (a list) in the network configuration",
+                )),
+            };
         let keep: Vec<String> = valid
             .iter()
             .filter_map(|a| {
