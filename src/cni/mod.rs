@@ -479,3 +479,49 @@ impl Call<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_cni_codes() {
+        let spec = Spec::new("/x".into(), "k", &Settings::default()).unwrap_err();
+        assert_eq!(
+            CniError::engine("add", spec.into()).code,
+            Code::InvalidConfig
+        );
+        let gone = crate::netns::NetnsError::Open {
+            path: "/proc/1/ns/net".into(),
+            source: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
+        };
+        assert_eq!(
+            CniError::engine("add", gone.into()).code,
+            Code::UnknownContainer
+        );
+        let not_ours = Error::NotOurs {
+            ifname: "nw-x".into(),
+            why: "no alias".into(),
+        };
+        let e = CniError::engine("add k", not_ours);
+        assert_eq!((e.code.number(), e.msg.starts_with("add k: ")), (103, true));
+        let kernel = Error::kernel("host: link add nw-x")(std::io::Error::from_raw_os_error(17));
+        assert_eq!(CniError::engine("add", kernel).code.number(), 100);
+    }
+
+    #[test]
+    fn ipam_must_grant_what_was_asked() {
+        let want: Pair = (Some("198.51.100.7".into()), None);
+        let got: Pair = (Some("198.51.100.7".into()), Some("2001:db8::7".into()));
+        assert_eq!(granted(&want, got.clone(), None).unwrap(), got);
+        let other: Pair = (Some("198.51.100.8".into()), None);
+        let e = granted(&want, other, None).unwrap_err();
+        assert_eq!(e.code, Code::Ipam);
+        assert!(
+            e.msg.contains("198.51.100.8") && e.msg.contains("198.51.100.7"),
+            "{}",
+            e.msg
+        );
+        assert!(granted(&(None, None), (None, None), None).is_ok());
+    }
+}
