@@ -339,6 +339,56 @@ class Bench:
             n=n, check=self.checker(ns, "nwf-0", None, None)))
         return vs
 
+    def cni_variants(self, n):
+        """CNI ADD/DEL: narwhal next to the reference ptp plugin, both with
+        the same host-local IPAM (one-address ranges, so every ADD gets V4
+        and V6 back). ptp runs with accept_dad=0 in the container, as
+        narwhal never waits for DAD either."""
+        vs = []
+        data = os.path.join(self.tmp, "cni-leases")
+        for fam, v6 in (("dual-stack", V6), ("IPv4-only", None)):
+            tag = "ds" if v6 else "v4"
+            ranges = [[{"subnet": "198.51.100.0/24", "rangeStart": V4, "rangeEnd": V4}]]
+            if v6:
+                ranges.append([{"subnet": "2001:db8::/64", "rangeStart": V6, "rangeEnd": V6}])
+            for plugin in ("narwhal", "ptp"):
+                if plugin == "ptp" and not self.args.ptp:
+                    continue
+                ns = f"nwb-cni-{plugin}-{tag}"
+                self.ns_add([ns])
+                if plugin == "ptp":
+                    self.r.out(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                                "net.ipv6.conf.default.accept_dad=0"])
+                conf = {"cniVersion": "1.0.0", "name": ns, "type": plugin,
+                        "ipam": {"type": "host-local", "dataDir": data, "ranges": ranges}}
+                if plugin == "ptp":
+                    conf["ipMasq"] = False
+                    conf["ipam"]["routes"] = [{"dst": "0.0.0.0/0"}] + ([{"dst": "::/0"}] if v6 else [])
+                exe = self.nw if plugin == "narwhal" else os.path.join(CNI_DIR, "ptp")
+                cni_env = dict(PATH_ENV, CNI_CONTAINERID=f"nwbench-{ns}",
+                               CNI_NETNS=self.ns_path(ns), CNI_IFNAME="eth0",
+                               CNI_PATH=CNI_DIR)
+                stdin = self.file(f"cni-{ns}.json", json.dumps(conf))
+                vs.append(Variant(
+                    f"CNI {plugin} + host-local, {fam}", [exe], [exe],
+                    stdin=stdin, td_stdin=stdin,
+                    env=dict(cni_env, CNI_COMMAND="ADD"),
+                    td_env=dict(cni_env, CNI_COMMAND="DEL"),
+                    n=n, check=self.checker(ns, None, V4, v6, no_v6=(plugin == "narwhal"))))
+        return vs
+
+    def section_cni(self):
+        if not os.access(os.path.join(CNI_DIR, "host-local"), os.X_OK):
+            self.notes.append(f"CNI host-local not found in {CNI_DIR}: CNI section skipped.")
+            return
+        log("CNI ADD/DEL: narwhal and ptp with host-local")
+        vs = self.cni_variants(self.args.iterations)
+        self.run_interleaved(vs)
+        for v in vs:
+            self.rows.append(("CNI ADD", v.name, v.t_setup))
+        for v in vs:
+            self.rows.append(("CNI DEL", v.name, v.t_teardown))
+
     def run_interleaved(self, variants, warmup=3):
         """Warm up and check each variant, then run them in interleaved
         rounds so that drift (other load, frequency) hits all alike."""
@@ -784,7 +834,7 @@ def main():
                     default=[1, 2, 8])
     ap.add_argument("--throughput-n", type=int, default=200)
     ap.add_argument("--rss-runs", type=int, default=10)
-    ap.add_argument("--only", default="main,noop,rss,throughput,scaling,busy")
+    ap.add_argument("--only", default="main,noop,rss,throughput,scaling,busy,cni")
     ap.add_argument("--output", help="BENCHMARKS.md to update")
     ap.add_argument("--command", default="bench/run.sh")
     args = ap.parse_args()
@@ -818,6 +868,8 @@ def main():
             b.section_scaling()
         if "busy" in only:
             b.section_busy()
+        if "cni" in only:
+            b.section_cni()
         b.load.append(os.getloadavg())
         b.evaluate()
         text = b.report(time.monotonic() - t0)

@@ -45,6 +45,17 @@ impl StepError {
         }
     }
 
+    /// A failed link creation with `source` and nothing to roll back (for
+    /// tests of error mapping).
+    pub fn for_test(source: io::Error) -> StepError {
+        StepError::new(
+            &Step::DelFilter {
+                ifname: "nw-x".into(),
+            },
+            source,
+        )
+    }
+
     /// The notes and the rollback report, as `; note: …; rolled back: …`:
     /// printed after the whole cause chain.
     pub fn tail(&self) -> String {

@@ -24,7 +24,8 @@ pub const EXIT_USAGE: u8 = 2;
 /// hold leftovers, listed in the message.
 pub const EXIT_DIRTY: u8 = 3;
 
-/// narwhal's own CNI error codes (the spec reserves 0–99).
+/// CNI error codes: the spec's (below 100) and narwhal's own (100 and
+/// up; docs/cni.md lists them). The one definition of each number.
 pub mod cni_code {
     /// Incompatible CNI version.
     pub const INCOMPATIBLE_VERSION: u32 = 1;
@@ -40,16 +41,22 @@ pub mod cni_code {
     pub const INVALID_CONFIG: u32 = 7;
     /// Try again later.
     pub const TRY_AGAIN: u32 = 11;
-    /// A kernel change failed; everything was rolled back.
+    /// STATUS: the plugin cannot add containers now.
+    pub const NOT_AVAILABLE: u32 = 50;
+    /// A kernel change failed; everything this call did was undone.
     pub const KERNEL: u32 = 100;
-    /// A kernel change failed and the rollback was incomplete.
-    pub const ROLLBACK_INCOMPLETE: u32 = 101;
-    /// The address is held by another container or by the host.
-    pub const ADDRESS_IN_USE: u32 = 102;
-    /// The link exists and is not this attachment's.
+    /// The IPAM plugin is missing or gave an unusable answer.
+    pub const IPAM: u32 = 101;
+    /// CHECK found the kernel differing from the previous result.
+    pub const DRIFT: u32 = 102;
+    /// The host interface exists and is not this attachment's.
     pub const NOT_OURS: u32 = 103;
+    /// The address is held by another container or by the host.
+    pub const ADDRESS_IN_USE: u32 = 104;
+    /// A kernel change failed and the rollback was incomplete.
+    pub const ROLLBACK_INCOMPLETE: u32 = 105;
     /// The Docker Engine could not resolve the container.
-    pub const DOCKER: u32 = 104;
+    pub const DOCKER: u32 = 106;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +122,7 @@ impl Error {
             Error::Spec(_) => INVALID_CONFIG,
             Error::Oci(_) => DECODE,
             Error::Netns(e) if e.is_missing() => UNKNOWN_CONTAINER,
+            Error::Netns(NetnsError::NotNetns { .. } | NetnsError::IsHost { .. }) => INVALID_ENV,
             Error::Netns(_) | Error::Open(_) | Error::Io { .. } => IO,
             Error::Docker(_) => DOCKER,
             Error::Step(e) if !e.clean() => ROLLBACK_INCOMPLETE,

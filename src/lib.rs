@@ -12,6 +12,7 @@ pub mod allow;
 pub mod apply;
 pub mod cli;
 pub mod cmd;
+pub mod cni;
 pub mod docker;
 pub mod engine;
 pub mod error;

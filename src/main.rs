@@ -23,6 +23,9 @@ fn on_panic(syslog: Option<std::path::PathBuf>) {
 }
 
 fn main() -> ExitCode {
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        return narwhal::cni::run();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -334,6 +334,27 @@ pub fn temp_dir(tag: &str) -> tempfile::TempDir {
         .unwrap_or_else(|e| panic!("create a temporary directory: {e}"))
 }
 
+/// Make this (private) host look like one where narwhal has run before:
+/// the first setup on a host makes the shared source check (nftables
+/// table `inet narwhal`), which stays when its containers go. Tests that
+/// compare the host before and after a whole container lifecycle start
+/// from here.
+pub fn prime_source_check() {
+    let c = NsProc::new();
+    let netns = c.netns().display().to_string();
+    for args in [
+        &["--netns", netns.as_str(), "-4", "198.18.255.254"][..],
+        &["remove", "--netns", netns.as_str()],
+    ] {
+        let o = narwhal().args(args).output().expect("run narwhal");
+        assert!(
+            o.status.success(),
+            "prime the source check: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
 /// Everything narwhal could change in the calling thread's namespace:
 /// links, addresses, routes, neighbours ([`snapshot`]) and the whole
 /// nftables ruleset.

@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-test}
 case $what in
   demo) pkgs="runc busybox-static iproute2 util-linux" ;;
-  test) pkgs="runc crun podman docker.io busybox-static iproute2 nftables util-linux" ;;
+  test) pkgs="runc crun podman docker.io busybox-static iproute2 nftables util-linux containernetworking-plugins" ;;
   bench) pkgs="busybox-static iproute2 util-linux containernetworking-plugins time procps" ;;
   package) pkgs="podman runc busybox-static man-db rpm util-linux jq iproute2" ;;
   *) echo "usage: $0 [test|demo|bench|package]" >&2; exit 2 ;;
