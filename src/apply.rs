@@ -194,14 +194,14 @@ impl<'a, H: NetOps, C: NetOps> Applier<'a, H, C> {
                 local,
                 peer,
                 scope_link,
-            } => match side {
-                Side::Host => self.host.add_addr(ifname, *local, *peer, *scope_link).await,
-                Side::Container => {
-                    self.container
-                        .add_addr(ifname, *local, *peer, *scope_link)
-                        .await
+                noprefixroute,
+            } => {
+                let (l, p, s, n) = (*local, *peer, *scope_link, *noprefixroute);
+                match side {
+                    Side::Host => self.host.add_addr(ifname, l, p, s, n).await,
+                    Side::Container => self.container.add_addr(ifname, l, p, s, n).await,
                 }
-            },
+            }
             Step::AddNeigh {
                 side,
                 ifname,
@@ -216,9 +216,10 @@ impl<'a, H: NetOps, C: NetOps> Applier<'a, H, C> {
                 ifname,
                 dst,
                 via,
+                src,
             } => match side {
-                Side::Host => self.host.add_route(ifname, *dst, *via).await,
-                Side::Container => self.container.add_route(ifname, *dst, *via).await,
+                Side::Host => self.host.add_route(ifname, *dst, *via, *src).await,
+                Side::Container => self.container.add_route(ifname, *dst, *via, *src).await,
             },
         }
     }

@@ -10,6 +10,11 @@
 //! - both MAC addresses, so the link is recognisable as narwhal's even if
 //!   setup was killed before the alias was written.
 
+/// Route protocol (`rtm_protocol`) of every route narwhal adds, so routing
+/// daemons and operators can select narwhal's routes and nothing else
+/// (BIRD: `krt_source = 77`). Stable: no common daemon uses 77; the
+/// packages register its name, `narwhal`, in /etc/iproute2/rt_protos.d.
+pub const RTPROT_NARWHAL: u8 = 77;
 /// Prefix of every alias narwhal writes.
 pub const ALIAS_PREFIX: &str = "narwhal:";
 /// Longest key used verbatim in an interface name (`nw-` + 12 = 15 bytes).

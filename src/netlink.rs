@@ -37,7 +37,7 @@ use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
@@ -45,6 +45,7 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::{Handle, RouteMessageBuilder};
 
+use crate::naming::RTPROT_NARWHAL;
 use crate::netns::{Netns, NetnsError};
 use crate::plan::Family;
 
@@ -71,21 +72,26 @@ pub trait NetOps {
     /// causes has taken effect at both ends of a veth pair.
     async fn set_up(&self, name: &str, up: bool) -> io::Result<()>;
     async fn del_link(&self, name: &str) -> io::Result<()>;
-    /// Add `local peer PEER/{32,128}`, no duplicate address detection.
-    /// Returns once the kernel receives packets for `local` on `name`.
+    /// Add `local peer PEER/{32,128}`, no duplicate address detection;
+    /// `noprefixroute`: the kernel adds no route to the peer. Returns once
+    /// the kernel receives packets for `local` on `name`.
     async fn add_addr(
         &self,
         name: &str,
         local: IpAddr,
         peer: IpAddr,
         scope_link: bool,
+        noprefixroute: bool,
     ) -> io::Result<()>;
     async fn add_neigh(&self, name: &str, ip: IpAddr, mac: &[u8; 6]) -> io::Result<()>;
+    /// Add a route with protocol [`RTPROT_NARWHAL`], preferred source
+    /// `src` if given.
     async fn add_route(
         &self,
         name: &str,
         dst: Option<IpAddr>,
         via: Option<IpAddr>,
+        src: Option<IpAddr>,
     ) -> io::Result<()>;
     /// Install the `--paranoid` filter on host interface `ifname`.
     fn add_filter(
@@ -471,6 +477,7 @@ impl NetOps for Nl {
         local: IpAddr,
         peer: IpAddr,
         scope_link: bool,
+        noprefixroute: bool,
     ) -> io::Result<()> {
         let mut m = AddressMessage::default();
         m.header.family = family(&local);
@@ -483,8 +490,11 @@ impl NetOps for Nl {
         };
         m.attributes.push(AddressAttribute::Local(local));
         m.attributes.push(AddressAttribute::Address(peer));
-        m.attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        let mut flags = AddressFlags::Nodad;
+        if noprefixroute {
+            flags |= AddressFlags::Noprefixroute;
+        }
+        m.attributes.push(AddressAttribute::Flags(flags));
         let index = m.header.index;
         self.ack(
             RouteNetlinkMessage::NewAddress(m),
@@ -527,8 +537,10 @@ impl NetOps for Nl {
         name: &str,
         dst: Option<IpAddr>,
         via: Option<IpAddr>,
+        src: Option<IpAddr>,
     ) -> io::Result<()> {
         let index = self.index(name).await?;
+        let proto = RouteProtocol::Other(RTPROT_NARWHAL);
         let scope = if via.is_some() {
             RouteScope::Universe
         } else {
@@ -538,6 +550,7 @@ impl NetOps for Nl {
             (Some(IpAddr::V4(_)), _) | (None, Some(IpAddr::V4(_))) => {
                 let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
                     .output_interface(index)
+                    .protocol(proto)
                     .scope(scope);
                 if let Some(IpAddr::V4(d)) = dst {
                     b = b.destination_prefix(d, 32);
@@ -545,17 +558,24 @@ impl NetOps for Nl {
                 if let Some(IpAddr::V4(g)) = via {
                     b = b.gateway(g);
                 }
+                if let Some(IpAddr::V4(a)) = src {
+                    b = b.pref_source(a);
+                }
                 b.build()
             }
             (Some(IpAddr::V6(_)), _) | (None, Some(IpAddr::V6(_))) => {
                 let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
                     .output_interface(index)
+                    .protocol(proto)
                     .scope(scope);
                 if let Some(IpAddr::V6(d)) = dst {
                     b = b.destination_prefix(d, 128);
                 }
                 if let Some(IpAddr::V6(g)) = via {
                     b = b.gateway(g);
+                }
+                if let Some(IpAddr::V6(a)) = src {
+                    b = b.pref_source(a);
                 }
                 b.build()
             }

@@ -80,13 +80,15 @@ pub enum Step {
         side: Side,
         ifname: String,
     },
-    /// `local peer PEER/{32,128}`, no duplicate address detection.
+    /// `local peer PEER/{32,128}`, no duplicate address detection;
+    /// `noprefixroute`: without the kernel's route to the peer.
     AddAddr {
         side: Side,
         ifname: String,
         local: IpAddr,
         peer: IpAddr,
         scope_link: bool,
+        noprefixroute: bool,
     },
     /// Permanent neighbour entry (ARP/NDP are off).
     AddNeigh {
@@ -95,12 +97,15 @@ pub enum Step {
         ip: IpAddr,
         mac: [u8; 6],
     },
-    /// Route to `dst` (None: default route), optionally via a gateway.
+    /// Route to `dst` (None: default route), optionally via a gateway and
+    /// with a preferred source; always route protocol `narwhal`
+    /// ([`naming::RTPROT_NARWHAL`]).
     AddRoute {
         side: Side,
         ifname: String,
         dst: Option<IpAddr>,
         via: Option<IpAddr>,
+        src: Option<IpAddr>,
     },
 }
 
@@ -196,13 +201,18 @@ impl fmt::Display for Step {
                 local,
                 peer,
                 scope_link,
+                noprefixroute,
                 ..
             } => {
                 write!(f, "addr add {local} peer {peer}/{}", plen(peer))?;
                 if *scope_link {
                     f.write_str(" scope link")?;
                 }
-                write!(f, " nodad dev {ifname}")
+                f.write_str(" nodad")?;
+                if *noprefixroute {
+                    f.write_str(" noprefixroute")?;
+                }
+                write!(f, " dev {ifname}")
             }
             Step::AddNeigh {
                 ifname, ip, mac, ..
@@ -214,7 +224,11 @@ impl fmt::Display for Step {
                 )
             }
             Step::AddRoute {
-                ifname, dst, via, ..
+                ifname,
+                dst,
+                via,
+                src,
+                ..
             } => {
                 f.write_str("route add ")?;
                 match dst {
@@ -224,7 +238,11 @@ impl fmt::Display for Step {
                 if let Some(g) = via {
                     write!(f, " via {g}")?;
                 }
-                write!(f, " dev {ifname}")
+                write!(f, " dev {ifname} proto narwhal")?;
+                if let Some(a) = src {
+                    write!(f, " src {a}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -326,6 +344,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             local: ctr,
             peer: host,
             scope_link: false,
+            noprefixroute: false,
         });
         steps.push(Step::AddNeigh {
             side: C,
@@ -340,6 +359,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
                 ifname: ifname(),
                 dst: Some(host),
                 via: None,
+                src: None,
             });
         }
         routes.push(Step::AddRoute {
@@ -347,6 +367,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             ifname: ifname(),
             dst: None,
             via: Some(host),
+            src: None,
         });
     }
     steps.push(Step::LinkUp {
@@ -355,7 +376,9 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
     });
     steps.extend(routes);
 
-    // host side; IPv6 derives an address's scope from the address itself
+    // host side; IPv6 derives an address's scope from the address itself.
+    // The routes to the container are narwhal's own (below), not the
+    // kernel's: IPv4 would add one for the peer, as `proto kernel`.
     for &(ctr, host) in &pairs {
         let ifname = || h.to_string();
         let scope_link = host.is_ipv4();
@@ -365,6 +388,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             local: host,
             peer: ctr,
             scope_link,
+            noprefixroute: host.is_ipv4(),
         });
         steps.push(Step::AddNeigh {
             side: H,
@@ -377,13 +401,14 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         side: H,
         ifname: h.into(),
     });
-    if let Some(p) = spec.ipv6 {
-        // IPv6 refuses routes over a link that is down
+    // both families refuse routes over a link that is down
+    for &(ctr, host) in &pairs {
         steps.push(Step::AddRoute {
             side: H,
             ifname: h.into(),
-            dst: Some(IpAddr::V6(p.container)),
+            dst: Some(ctr),
             via: None,
+            src: host.is_ipv4().then_some(host),
         });
     }
     // Last, so that no failure ever needs to undo it: lo outlives the veth.
@@ -435,15 +460,16 @@ container: neigh add 169.254.0.1 lladdr {hm} nud permanent dev eth0
 container: addr add 2001:db8::2 peer fe80::1/128 nodad dev eth0
 container: neigh add fe80::1 lladdr {hm} nud permanent dev eth0
 container: link set eth0 up
-container: route add default via 169.254.0.1 dev eth0
-container: route add fe80::1/128 dev eth0
-container: route add default via fe80::1 dev eth0
-host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link nodad dev nw-42
+container: route add default via 169.254.0.1 dev eth0 proto narwhal
+container: route add fe80::1/128 dev eth0 proto narwhal
+container: route add default via fe80::1 dev eth0 proto narwhal
+host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link nodad noprefixroute dev nw-42
 host: neigh add 198.51.100.2 lladdr {cm} nud permanent dev nw-42
 host: addr add fe80::1 peer 2001:db8::2/128 nodad dev nw-42
 host: neigh add 2001:db8::2 lladdr {cm} nud permanent dev nw-42
 host: link set nw-42 up
-host: route add 2001:db8::2/128 dev nw-42
+host: route add 198.51.100.2/32 dev nw-42 proto narwhal src 169.254.0.1
+host: route add 2001:db8::2/128 dev nw-42 proto narwhal
 container: link set lo up
 "
         );

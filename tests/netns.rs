@@ -208,6 +208,30 @@ fn has_route(rs: &[Value], dst: &str, gw: Option<&str>) -> bool {
         .any(|r| r["dst"].as_str() == Some(dst) && r["gateway"].as_str() == gw)
 }
 
+/// The host's routes to the container are exactly one per address, made
+/// by narwhal (route protocol 77), none by the kernel; IPv4's with the
+/// host address as preferred source.
+fn assert_narwhal_routes(h: &str, v4: &str, v6: &str) {
+    for (fam, dst) in [("-4", v4), ("-6", v6)] {
+        // -N: the protocol as a number, whether or not its name is registered
+        let all = ip_json(
+            None,
+            &["-N", fam, "route", "show", "table", "all", "dev", h],
+        );
+        let to: Vec<_> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["dst"] == dst)
+            .collect();
+        assert_eq!(to.len(), 1, "one route to {dst} on {h}: {all}");
+        assert_eq!(to[0]["protocol"], "77", "narwhal's route to {dst}: {all}");
+        if fam == "-4" {
+            assert_eq!(to[0]["prefsrc"], HOST_V4, "{all}");
+        }
+    }
+}
+
 /// Every neighbour entry in `ns` (`nud all`): (dst, dev, lladdr, state).
 fn neighs(ns: Option<&NsProc>) -> Vec<(String, String, String, String)> {
     let v = ip_json(ns, &["neigh", "show", "nud", "all"]);
@@ -454,6 +478,7 @@ fn assert_dual_stack(c: &NsProc, v4: &str, v6: &str) {
         "host route {v6}/128 dev {h}: {r6:?}"
     );
     assert!(r6.iter().all(|r| r.get("gateway").is_none()), "{r6:?}");
+    assert_narwhal_routes(&h, v4, v6);
     assert_eq!(sysctl_if(None, 4, &h, "rp_filter"), "1");
     assert_eq!(sysctl_if(None, 6, &h, "disable_ipv6"), "0");
     assert_eq!(sysctl_if(None, 6, &h, "autoconf"), "0");
@@ -738,14 +763,15 @@ fn every_option() {
         format!("container: neigh add {hv4} lladdr {hmac} nud permanent dev net0"),
         format!("container: neigh add {hv6} lladdr {hmac} nud permanent dev net0"),
         "container: link set net0 up".to_string(),
-        format!("container: route add default via {hv4} dev net0"),
-        format!("container: route add default via {hv6} dev net0"),
-        format!("host: addr add {hv4} peer {v4}/32 scope link nodad dev {hif}"),
+        format!("container: route add default via {hv4} dev net0 proto narwhal"),
+        format!("container: route add default via {hv6} dev net0 proto narwhal"),
+        format!("host: addr add {hv4} peer {v4}/32 scope link nodad noprefixroute dev {hif}"),
         format!("host: addr add {hv6} peer {v6}/128 nodad dev {hif}"),
         format!("host: neigh add {v4} lladdr {cmac} nud permanent dev {hif}"),
         format!("host: neigh add {v6} lladdr {cmac} nud permanent dev {hif}"),
         format!("host: link set {hif} up"),
-        format!("host: route add {v6}/128 dev {hif}"),
+        format!("host: route add {v4}/32 dev {hif} proto narwhal src {hv4}"),
+        format!("host: route add {v6}/128 dev {hif} proto narwhal"),
         "container: link set lo up".to_string(),
     ] {
         assert!(trace.lines().any(|l| l == want), "trace lacks {want:?}:\n{trace}");
