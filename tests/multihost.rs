@@ -124,7 +124,9 @@ impl Net {
             "router id 198.18.0.1;\nprotocol device {{ }}\n\
              protocol kernel {{ ipv4 {{ import none; export where source = RTS_BGP; }}; }}\n\
              protocol kernel {{ ipv6 {{ import none; export where source = RTS_BGP; }}; }}\n\
-             template bgp host {{ local as 65000; {} }}\n",
+             template bgp host {{ local as 65000; {} }}\n\
+             filter hosts4 {{ if net ~ [ 198.51.100.0/24{{24,32}} ] then accept; reject; }}\n\
+             filter hosts6 {{ if net ~ [ 2001:db8:c::/48{{48,128}} ] then accept; reject; }}\n",
             timers()
         );
         let mut hosts = Vec::new();
@@ -175,9 +177,9 @@ impl Net {
             let asn = 65100 + i;
             rconf.push_str(&format!(
                 "protocol bgp h{i}_4 from host {{ neighbor 198.18.{i}.2 as {asn}; \
-                 ipv4 {{ import all; export none; }}; }}\n\
+                 ipv4 {{ import filter hosts4; export none; }}; }}\n\
                  protocol bgp h{i}_6 from host {{ neighbor 2001:db8:ff:{i}::2 as {asn}; \
-                 ipv6 {{ import all; export none; }}; }}\n"
+                 ipv6 {{ import filter hosts6; export none; }}; }}\n"
             ));
             let set = |p: &str| {
                 if p.is_empty() {
@@ -396,6 +398,19 @@ fn containers_on_two_hosts_talk_removal_and_move_reach_the_router() {
     // a, still on host 1, is still reached through the aggregate
     assert_eq!(net.router_host(a4), Some(1));
     assert_eq!(net.router_host(a6), Some(1));
+
+    // the moved container dies without narwhal: its namespace goes, the
+    // kernel deletes the link and its routes, the router follows (back to
+    // host 1's aggregate)
+    drop(moved);
+    let t = Instant::now();
+    let d4 = net.wait_router(t, m4, Some(1));
+    let d6 = net.wait_router(t, m6, Some(1));
+    println!(
+        "multihost: container's namespace gone -> router back to the aggregate: IPv4 {}, IPv6 {}",
+        ms(d4),
+        ms(d6)
+    );
 }
 
 #[test]
