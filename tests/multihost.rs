@@ -270,6 +270,15 @@ impl Net {
         }
     }
 
+    /// Wait from now until the router sends both of a container's addresses
+    /// to `want`, and print how long each took, after `what`.
+    fn report(&self, what: &str, (v4, v6): (&str, &str), want: Option<usize>) {
+        let t = Instant::now();
+        let d4 = self.wait_router(t, v4, want);
+        let d6 = self.wait_router(t, v6, want);
+        println!("multihost: {what}: IPv4 {}, IPv6 {}", ms(d4), ms(d6));
+    }
+
     /// narwhal run inside host i for container `c`.
     fn narwhal(&self, i: usize, args: &[&str]) {
         let bin = env!("CARGO_BIN_EXE_narwhal");
@@ -367,30 +376,21 @@ fn containers_on_two_hosts_talk_removal_and_move_reach_the_router() {
 
     // removal: the router drops b's routes (host 2 owns no prefix for them)
     net.remove(2, &b);
-    let t = Instant::now();
-    let d4 = net.wait_router(t, b4, None);
-    let d6 = net.wait_router(t, b6, None);
-    println!(
-        "multihost: container removed -> router dropped its routes: IPv4 {}, IPv6 {} after narwhal exited",
-        ms(d4),
-        ms(d6)
+    net.report(
+        "container removed -> router dropped its routes, after narwhal exited",
+        (b4, b6),
+        None,
     );
 
     // move: m's addresses (inside host 1's aggregate) go to a container on
     // host 2, which announces them as /32, /128: the router follows
     net.remove(1, &m);
     let moved = NsProc::new();
-    let t = Instant::now();
     net.up(2, &moved, m4, m6);
-    let setup = t.elapsed();
-    let t = Instant::now();
-    let d4 = net.wait_router(t, m4, Some(2));
-    let d6 = net.wait_router(t, m6, Some(2));
-    println!(
-        "multihost: address moved to host 2 -> router follows: IPv4 {}, IPv6 {} after narwhal exited (setup {})",
-        ms(d4),
-        ms(d6),
-        ms(setup)
+    net.report(
+        "address moved to host 2 -> router follows, after narwhal exited",
+        (m4, m6),
+        Some(2),
     );
     // and it is reachable there from host 1's container
     tcp(&moved, &a, m4, 7024);
@@ -403,13 +403,10 @@ fn containers_on_two_hosts_talk_removal_and_move_reach_the_router() {
     // kernel deletes the link and its routes, the router follows (back to
     // host 1's aggregate)
     drop(moved);
-    let t = Instant::now();
-    let d4 = net.wait_router(t, m4, Some(1));
-    let d6 = net.wait_router(t, m6, Some(1));
-    println!(
-        "multihost: container's namespace gone -> router back to the aggregate: IPv4 {}, IPv6 {}",
-        ms(d4),
-        ms(d6)
+    net.report(
+        "container's namespace gone -> router back to the aggregate",
+        (m4, m6),
+        Some(1),
     );
 }
 
@@ -433,13 +430,10 @@ fn a_dead_hosts_routes_are_withdrawn() {
     // runs out
     let pid = net.bird_pid(1);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    let t = Instant::now();
-    let d4 = net.wait_router(t, a4, None);
-    let d6 = net.wait_router(t, a6, None);
-    println!(
-        "multihost: host silent -> router withdrew its routes: IPv4 {}, IPv6 {} (hold time {HOLD} s)",
-        ms(d4),
-        ms(d6)
+    net.report(
+        &format!("host silent -> router withdrew its routes (hold time {HOLD} s)"),
+        (a4, a6),
+        None,
     );
     assert_eq!(net.router_host(b4), Some(2), "host 2 is unaffected");
     assert_eq!(net.router_host(b6), Some(2), "host 2 is unaffected");
@@ -447,13 +441,10 @@ fn a_dead_hosts_routes_are_withdrawn() {
     // host 2's BIRD crashes (SIGKILL): the kernel closes its sessions, and
     // the router drops the routes without waiting for the hold time
     nix::sys::signal::kill(net.bird_pid(2), nix::sys::signal::Signal::SIGKILL).unwrap();
-    let t = Instant::now();
-    let d4 = net.wait_router(t, b4, None);
-    let d6 = net.wait_router(t, b6, None);
-    println!(
-        "multihost: host's BIRD killed -> router withdrew its routes: IPv4 {}, IPv6 {}",
-        ms(d4),
-        ms(d6)
+    net.report(
+        "host's BIRD killed -> router withdrew its routes",
+        (b4, b6),
+        None,
     );
 }
 
