@@ -448,6 +448,115 @@ fn a_dead_hosts_routes_are_withdrawn() {
     );
 }
 
+/// examples/bird/host-ibgp.conf as host `me` (11 or 12) runs it: the
+/// shipped include file, no syslog; host 12's is host 11's with the two
+/// hosts' numbers swapped.
+fn ibgp_example(me: u8) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bird/host-ibgp.conf");
+    let text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace("/usr/share/narwhal/bird/narwhal.conf", INCLUDE)
+        .replace("log syslog all;", "");
+    if me == 11 {
+        return text;
+    }
+    text.replace("0.11", "0.@")
+        .replace("::11", "::@")
+        .replace("0.12", "0.11")
+        .replace("::12", "::11")
+        .replace('@', "12")
+}
+
+/// Hosts that share a network route to each other directly with iBGP
+/// (examples/bird/host-ibgp.conf, unchanged but for the numbers): each
+/// host's BIRD writes the other host's container routes to its kernel.
+#[test]
+fn ibgp_example_hosts_route_to_each_other() {
+    require_root!();
+    private_host();
+    let dir = Dir::new();
+    let (h11, h12) = (NsProc::new(), NsProc::new());
+    run_ok(Command::new("ip").args([
+        "link",
+        "add",
+        "lan",
+        "netns",
+        &h11.pid().to_string(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "lan",
+        "netns",
+        &h12.pid().to_string(),
+    ]));
+    let mut birds = Vec::new();
+    for (n, h) in [(11, &h11), (12, &h12)] {
+        let ip = |args: &[&str]| run_ok(h.cmd("ip").args(args));
+        ip(&["link", "set", "lo", "up"]);
+        ip(&["addr", "add", &format!("198.18.0.{n}/24"), "dev", "lan"]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("2001:db8:ff:1::{n}/64"),
+            "dev",
+            "lan",
+            "nodad",
+        ]);
+        ip(&["link", "set", "lan", "up"]);
+        for s in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+            run_ok(h.cmd("sysctl").args(["-qw", s]));
+        }
+        birds.push(Bird::start(h, &dir.0, &format!("h{n}"), &ibgp_example(n)));
+    }
+    let (a, b) = (NsProc::new(), NsProc::new());
+    let bin = env!("CARGO_BIN_EXE_narwhal");
+    for (h, c, n) in [(&h11, &a, 11), (&h12, &b, 12)] {
+        let (v4, v6) = (format!("198.51.100.{n}"), format!("2001:db8:c::{n}"));
+        let pid = c.pid().to_string();
+        run_ok(h.cmd(bin).args(["--pid", &pid, "-4", &v4, "-6", &v6]));
+    }
+    // each host has the other's containers from BGP (proto bird), via it
+    let start = Instant::now();
+    for (h, other) in [(&h11, 12), (&h12, 11)] {
+        for (fam, dst, gw) in [
+            (
+                "-4",
+                format!("198.51.100.{other}"),
+                format!("198.18.0.{other}"),
+            ),
+            (
+                "-6",
+                format!("2001:db8:c::{other}"),
+                format!("2001:db8:ff:1::{other}"),
+            ),
+        ] {
+            loop {
+                let r = run_ok(
+                    h.cmd("ip")
+                        .args([fam, "route", "show", "proto", "bird", &dst]),
+                );
+                if r.contains(&format!("via {gw} ")) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < DEADLINE,
+                    "no BGP route to {dst} via {gw}: {r:?} (logs in {})",
+                    dir.0.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    println!(
+        "multihost: iBGP example: both hosts have each other's routes after {}",
+        ms(start.elapsed())
+    );
+    tcp(&b, &a, "198.51.100.12", 7044);
+    tcp(&a, &b, "2001:db8:c::11", 7046);
+    drop(birds);
+}
+
 /// The shipped examples are valid BIRD 2 configurations with the shipped
 /// include file.
 #[test]
