@@ -92,6 +92,32 @@ impl Drop for Bird {
     }
 }
 
+/// A namespace that forwards both families, with lo up: a router or host.
+fn router_ns() -> NsProc {
+    let ns = NsProc::new();
+    run_ok(ns.cmd("ip").args(["link", "set", "lo", "up"]));
+    for s in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+        run_ok(ns.cmd("sysctl").args(["-qw", s]));
+    }
+    ns
+}
+
+/// A veth pair from interface `a.1` in `a.0` to `b.1` in `b.0`.
+fn veth(a: (&NsProc, &str), b: (&NsProc, &str)) {
+    let (pa, pb) = (a.0.pid().to_string(), b.0.pid().to_string());
+    run_ok(Command::new("ip").args([
+        "link", "add", a.1, "netns", &pa, "type", "veth", "peer", "name", b.1, "netns", &pb,
+    ]));
+}
+
+/// Give `dev` in `ns` an IPv4 and an IPv6 address (CIDR) and bring it up.
+fn address(ns: &NsProc, dev: &str, v4: &str, v6: &str) {
+    let ip = |args: &[&str]| run_ok(ns.cmd("ip").args(args));
+    ip(&["addr", "add", v4, "dev", dev]);
+    ip(&["addr", "add", v6, "dev", dev, "nodad"]);
+    ip(&["link", "set", dev, "up"]);
+}
+
 /// Settings every session shares: short timers so that tests run fast.
 fn timers() -> String {
     format!(
@@ -114,12 +140,7 @@ impl Net {
     fn new(own: &[(&str, &str)]) -> Net {
         private_host();
         let dir = Dir::new();
-        let router = NsProc::new();
-        let ip_r = |args: &[&str]| run_ok(router.cmd("ip").args(args));
-        for s in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
-            run_ok(router.cmd("sysctl").args(["-qw", s]));
-        }
-        ip_r(&["link", "set", "lo", "up"]);
+        let router = router_ns();
         let mut rconf = format!(
             "router id 198.18.0.1;\nprotocol device {{ }}\n\
              protocol kernel {{ ipv4 {{ import none; export where source = RTS_BGP; }}; }}\n\
@@ -133,47 +154,25 @@ impl Net {
         let mut birds = vec![None];
         for (n, (own4, own6)) in own.iter().enumerate() {
             let i = n + 1;
-            let h = NsProc::new();
-            let ip_h = |args: &[&str]| run_ok(h.cmd("ip").args(args));
-            let (hp, rp) = (h.pid().to_string(), router.pid().to_string());
-            let rif = format!("h{i}");
-            run_ok(Command::new("ip").args([
-                "link", "add", "up0", "netns", &hp, "type", "veth", "peer", "name", &rif, "netns",
-                &rp,
-            ]));
-            ip_r(&["addr", "add", &format!("198.18.{i}.1/30"), "dev", &rif]);
-            ip_r(&[
-                "addr",
-                "add",
-                &format!("2001:db8:ff:{i}::1/64"),
-                "dev",
+            let h = router_ns();
+            let (up0, rif) = ("up0", format!("h{i}"));
+            veth((&h, up0), (&router, &rif));
+            address(
+                &router,
                 &rif,
-                "nodad",
-            ]);
-            ip_r(&["link", "set", &rif, "up"]);
-            ip_h(&["link", "set", "lo", "up"]);
-            ip_h(&["addr", "add", &format!("198.18.{i}.2/30"), "dev", "up0"]);
-            ip_h(&[
-                "addr",
-                "add",
+                &format!("198.18.{i}.1/30"),
+                &format!("2001:db8:ff:{i}::1/64"),
+            );
+            address(
+                &h,
+                up0,
+                &format!("198.18.{i}.2/30"),
                 &format!("2001:db8:ff:{i}::2/64"),
-                "dev",
-                "up0",
-                "nodad",
-            ]);
-            ip_h(&["link", "set", "up0", "up"]);
+            );
+            let ip_h = |args: &[&str]| run_ok(h.cmd("ip").args(args));
             ip_h(&["route", "add", "default", "via", &format!("198.18.{i}.1")]);
-            ip_h(&[
-                "-6",
-                "route",
-                "add",
-                "default",
-                "via",
-                &format!("2001:db8:ff:{i}::1"),
-            ]);
-            for s in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
-                run_ok(h.cmd("sysctl").args(["-qw", s]));
-            }
+            let gw6 = format!("2001:db8:ff:{i}::1");
+            ip_h(&["-6", "route", "add", "default", "via", &gw6]);
             let asn = 65100 + i;
             rconf.push_str(&format!(
                 "protocol bgp h{i}_4 from host {{ neighbor 198.18.{i}.2 as {asn}; \
@@ -475,38 +474,16 @@ fn ibgp_example_hosts_route_to_each_other() {
     require_root!();
     private_host();
     let dir = Dir::new();
-    let (h11, h12) = (NsProc::new(), NsProc::new());
-    run_ok(Command::new("ip").args([
-        "link",
-        "add",
-        "lan",
-        "netns",
-        &h11.pid().to_string(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "lan",
-        "netns",
-        &h12.pid().to_string(),
-    ]));
+    let (h11, h12) = (router_ns(), router_ns());
+    veth((&h11, "lan"), (&h12, "lan"));
     let mut birds = Vec::new();
     for (n, h) in [(11, &h11), (12, &h12)] {
-        let ip = |args: &[&str]| run_ok(h.cmd("ip").args(args));
-        ip(&["link", "set", "lo", "up"]);
-        ip(&["addr", "add", &format!("198.18.0.{n}/24"), "dev", "lan"]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("2001:db8:ff:1::{n}/64"),
-            "dev",
+        address(
+            h,
             "lan",
-            "nodad",
-        ]);
-        ip(&["link", "set", "lan", "up"]);
-        for s in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
-            run_ok(h.cmd("sysctl").args(["-qw", s]));
-        }
+            &format!("198.18.0.{n}/24"),
+            &format!("2001:db8:ff:1::{n}/64"),
+        );
         birds.push(Bird::start(h, &dir.0, &format!("h{n}"), &ibgp_example(n)));
     }
     let (a, b) = (NsProc::new(), NsProc::new());
