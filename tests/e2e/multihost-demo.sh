@@ -236,7 +236,7 @@ echo "IPv6 route withdrawn after ${s}s"
 
 say "cleanup"
 mh_cleanup
-left=$(ip netns list | grep -c -- "-$MH_TAG" || true)
+left=$(ip netns list 2>/dev/null | grep -c -- "-$MH_TAG" || true)
 echo "namespaces left: $left"
 [ "$left" = 0 ] || die "namespaces left behind"
 echo "multihost demo: OK"
