@@ -6,8 +6,9 @@
 #
 # Measured, each host setting up its containers one after another, hosts
 # one after another (a burst of HOSTS x PER_HOST setups):
-#   - narwhal's setup time without BIRD, then with BIRD running on every
-#     host and the router (mean per setup, process start included);
+#   - narwhal's setup time without BIRD, with BIRD running on every
+#     host and the router, and without BIRD again (mean per setup, process
+#     start included; the load of a shared machine drifts);
 #   - the time until the router has every route (both families), from the
 #     start of the burst and after its last setup;
 #   - BIRD's memory on the router and on one host (`birdc show memory`,
@@ -78,7 +79,7 @@ for i in $(seq 1 "$HOSTS"); do
   mh_host "$i"
   for j in $(seq 1 "$PER_HOST"); do mh_add_ns "$(mh_ns "c$i.$j")"; done
 done
-echo "kernel $(uname -r), $(nproc) CPUs, $(bird --version 2>&1)"
+echo "kernel $(uname -r), $(nproc) CPUs, $(bird --version 2>&1), load average $(cut -d" " -f1-3 /proc/loadavg)"
 
 # 1. without BIRD
 up_plain=$(burst up)
@@ -104,7 +105,16 @@ converge() {
   echo "$what with BIRD: $per ms per container; router has $want+$want routes $(secs "$t0" "$t2") s after the first call, $(secs "$t1" "$t2") s after the last"
 }
 
+# CPU seconds BIRD NAME has used so far (user + system)
+bird_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' \
+    "/proc/$(cat "$MH_WORK/$1.pid")/stat"
+}
+
 converge up "$total"
+hosts_cpu=0
+for i in $(seq 1 "$HOSTS"); do hosts_cpu=$(awk -v a="$hosts_cpu" -v b="$(bird_cpu "h$i")" 'BEGIN { print a + b }'); done
+echo "BIRD CPU since start: router $(bird_cpu r) s, all hosts together $hosts_cpu s"
 for n in r h1; do
   pid=$(cat "$MH_WORK/$n.pid")
   mem=$(mh_birdc "$n" show memory | awk '/^Total:/ { print $2, $3 }')
@@ -112,3 +122,10 @@ for n in r h1; do
   echo "BIRD memory, $n: $mem (birdc show memory total), RSS $rss"
 done
 converge remove 0
+
+# 3. without BIRD again (the machine's load drifts: A-B-A)
+for n in r $(seq -f 'h%g' 1 "$HOSTS"); do mh_kill_bird "$n"; done
+up_plain=$(burst up)
+rm_plain=$(burst remove)
+echo "setup without BIRD, again: $up_plain ms per container; removal $rm_plain ms"
+echo "load average at the end: $(cut -d" " -f1-3 /proc/loadavg)"
