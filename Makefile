@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN := target/release/narwhal
 ROOT := $(shell id -u)
 
-.PHONY: all build demo test test-unit test-package bench lint clean
+.PHONY: all build demo demo-multihost test test-unit test-package bench bench-multihost lint clean
 
 all: build
 
@@ -16,6 +16,12 @@ build:
 demo: build
 	bash tests/e2e/deps.sh demo
 	bash tests/e2e/demo.sh $(BIN)
+
+# Two hosts and a router (namespaces), BIRD on each: containers on
+# different hosts talk over routes announced with BGP (docs/multi-host.md).
+demo-multihost: build
+	bash tests/e2e/deps.sh multihost
+	bash tests/e2e/multihost-demo.sh $(BIN)
 
 # The whole test suite: unit tests, kernel integration tests, runc/crun/
 # podman/Docker end to end. As root a skipped privileged test is a failure.
@@ -36,6 +42,11 @@ test-package:
 bench: build
 	bash tests/e2e/deps.sh bench
 	bash bench/run.sh $(BIN)
+
+# 10 hosts x 100 containers at one router (BENCHMARKS.md, "Many hosts").
+bench-multihost: build
+	bash tests/e2e/deps.sh multihost
+	bash bench/multihost.sh $(BIN)
 
 lint:
 	$(CARGO) fmt --check

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages narwhal's tests, demo and benchmark need,
-# only those that are missing. Usage: deps.sh [test|demo|bench|package]
+# only those that are missing. Usage: deps.sh [test|demo|bench|package|multihost]
 set -euo pipefail
 what=${1:-test}
 case $what in
   demo) pkgs="runc busybox-static iproute2 util-linux" ;;
-  test) pkgs="runc crun podman docker.io busybox-static iproute2 nftables util-linux containernetworking-plugins" ;;
+  test) pkgs="runc crun podman docker.io busybox-static iproute2 nftables util-linux containernetworking-plugins bird2 procps" ;;
+  multihost) pkgs="bird2 busybox-static iproute2 util-linux procps" ;;
   bench) pkgs="busybox-static iproute2 util-linux containernetworking-plugins time procps" ;;
   package) pkgs="podman runc busybox-static man-db rpm util-linux jq iproute2" ;;
-  *) echo "usage: $0 [test|demo|bench|package]" >&2; exit 2 ;;
+  *) echo "usage: $0 [test|demo|bench|package|multihost]" >&2; exit 2 ;;
 esac
 missing=()
 for p in $pkgs; do
