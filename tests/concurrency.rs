@@ -227,7 +227,6 @@ fn assert_all_succeeded(what: &str, ctrs: &[Ctr], outs: &[Output]) {
 fn two_hundred_containers_sixteen_at_a_time() {
     require_root!();
     hostile::private_host();
-    common::prime_source_check();
     let syslog = Syslog::new();
     let initial = host_state();
     let tag = common::unique("c");
@@ -319,7 +318,6 @@ fn simultaneously(n: usize, args: &[OsString], stdin: Option<&[u8]>) -> Vec<Outp
 fn fifty_simultaneous_attempts_on_one_container() {
     require_root!();
     hostile::private_host();
-    common::prime_source_check();
     let syslog = Syslog::new();
     let initial = host_state();
     let (v4, v6) = ("198.18.0.77".to_string(), "2001:db8::77".to_string());
@@ -423,7 +421,6 @@ fn fifty_simultaneous_attempts_on_one_container() {
 fn simultaneous_removals_all_succeed() {
     require_root!();
     hostile::private_host();
-    common::prime_source_check();
     let syslog = Syslog::new();
     let initial = host_state();
     let mut failures = Vec::new();

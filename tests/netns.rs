@@ -652,7 +652,8 @@ fn every_option() {
 
     // forwarding for each configured family, on the host interface only
     assert_eq!(sysctl_if(None, 4, &hif, "forwarding"), "1");
-    assert_eq!(sysctl_if(None, 6, &hif, "forwarding"), "1");
+    // IPv6: per interface only with force_forwarding (Linux 6.17+)
+    assert_eq!(sysctl_if(None, 6, &hif, "force_forwarding"), "1");
     assert_eq!(
         sysctl(None, "net/ipv4/ip_forward"),
         ip_forward,
@@ -679,7 +680,7 @@ fn every_option() {
         format!("host: link set {hif} alias narwhal:{pid}"),
         format!("host: sysctl net.ipv4.conf.{hif}.rp_filter=1"),
         format!("host: sysctl net.ipv4.conf.{hif}.forwarding=1"),
-        format!("host: sysctl net.ipv6.conf.{hif}.forwarding=1"),
+        format!("host: sysctl net.ipv6.conf.{hif}.force_forwarding=1"),
         "container: sysctl net.ipv6.conf.net0.autoconf=0".to_string(),
         format!("container: addr add {v4} peer {hv4}/32 nodad dev net0"),
         format!("container: addr add {v6} peer {hv6}/128 nodad dev net0"),

@@ -476,3 +476,40 @@ fn forged_sources_are_dropped_on_a_loose_rp_filter_host_with_default_routes() {
     let rules = run_ok(cmd("nft").args(["list", "chain", "inet", "narwhal", "source-check"]));
     assert!(!rules.contains("counter packets 0 "), "{rules}");
 }
+
+/// The shared source check: the first setup on a host makes it; a first
+/// setup that fails takes it away again (the host is exactly as before);
+/// once made it stays for the containers to come, and `narwhal check`
+/// reports it missing after a ruleset flush, and `--repair` restores it.
+#[test]
+fn the_first_setup_makes_the_shared_source_check() {
+    require_root!();
+    common::private_host_unprimed();
+    let tables = || run_ok(cmd("nft").args(["list", "tables"]));
+    assert!(!tables().contains("inet narwhal"));
+    let c = NsProc::new();
+    let before = (snapshot(None), tables());
+    // a failure after the check was made: step 3 is the first one after it
+    let o = common::narwhal()
+        .args(["--netns", &c.netns().display().to_string(), "-4", A4])
+        .env("NARWHAL_FAIL_STEP", "3")
+        .output()
+        .unwrap();
+    let e = refused(&o);
+    assert!(
+        e.contains("rolled back: host: nft delete table inet narwhal (unless another narwhal link uses it), host: link del"),
+        "{e}"
+    );
+    assert!((snapshot(None), tables()) == before, "the failed first setup left something");
+    ok(&setup(&c, &["-4", A4]));
+    assert!(tables().contains("table inet narwhal"), "{}", tables());
+    let ns = c.netns().display().to_string();
+    ok(&nw(&["check", "--netns", &ns]));
+    run_ok(cmd("nft").arg("flush").arg("ruleset"));
+    let o = nw(&["check", "--netns", &ns]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("missing: host: nft add table inet narwhal"));
+    ok(&nw(&["check", "--repair", "--netns", &ns]));
+    assert!(tables().contains("table inet narwhal"));
+    ok(&nw_remove(&c));
+}

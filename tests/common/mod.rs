@@ -59,7 +59,17 @@ pub fn unique(prefix: &str) -> String {
 
 /// Give the calling test thread a private network namespace ("the host")
 /// with lo up. Processes it spawns inherit it.
+///
+/// The host is one where narwhal has run before: it has the shared source
+/// check ([`prime_source_check`]), so the steps a setup prints, and what
+/// a lifecycle leaves, do not depend on whether it is the first setup.
 pub fn private_host() {
+    private_host_unprimed();
+    prime_source_check();
+}
+
+/// [`private_host`] where narwhal has never run: no shared source check.
+pub fn private_host_unprimed() {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
     run_ok(Command::new("ip").args(["link", "set", "lo", "up"]));
 }
