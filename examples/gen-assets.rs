@@ -31,7 +31,9 @@ const HOOK_JSON: &str = include_str!("../hooks.d/narwhal.json");
 const DESCRIPTION: &str = "\
 narwhal gives a Linux container its own routed veth pair: the host end (named nw-KEY, see HOST INTERFACE NAME) and the container end (eth0 by default). No bridge, no NAT and no ARP are involved.
 
-The host end holds 169.254.0.1 with the container's IPv4 address as its /32 peer and fe80::1 with the container's IPv6 address as its /128 peer, so the kernel routes the container's addresses to the host end. The container end holds the container's addresses with the host addresses as peers, and default routes via them. ARP is off on both ends and each end has a permanent neighbour entry for the other; reverse path filtering (rp_filter=1) is on at the host end; IPv6 autoconfiguration and router advertisements are off; IPv6 is disabled on both ends when no IPv6 address is given.
+The host end holds 169.254.0.1 with the container's IPv4 address as its /32 peer and fe80::1 with the container's IPv6 address as its /128 peer, and a route to each container address with route protocol 77 (proto narwhal). The container end holds the container's addresses with the host addresses as peers, and default routes via them. ARP is off on both ends and each end has a permanent neighbour entry for the other; IPv6 autoconfiguration and router advertisements are off; IPv6 is disabled on both ends when no IPv6 address is given.
+
+A container can only use its own addresses: every host end is in interface group 77, and one shared nftables rule (table inet narwhal, made by the first setup on a host) drops what comes in on such a link unless its source address is routed back out of it, for IPv4 and IPv6, whatever the host's rp_filter settings. An address is held by one container only, and never by a container and the host.
 
 narwhal runs from the command line on a container started without networking (Docker --net=none, a process, or a named network namespace), or as an OCI runtime hook (narwhal hook) configured per container by annotations. Every change is made by netlink; narwhal needs no external tools. If a step fails, the changes already made are undone. The host interface carries the alias narwhal:KEY, and narwhal never removes a link that does not carry its mark.
 
@@ -260,17 +262,18 @@ fn man_page(w: &mut dyn Write) -> std::io::Result<()> {
     })?;
     roff_section(w, "EXIT STATUS", |r| {
         item(r, vec![bold("0")], "Success: the links were set up or removed, or, in hook mode, the container carries no narwhal annotation and was left alone.");
-        item(r, vec![bold("1")], "Failure: the one-line message on standard error (and in hook mode in syslog) names the object, the side (host or container) and the cause. Changes made before the failure have been undone.");
+        item(r, vec![bold("1")], "Failure: the one-line message on standard error (and in hook mode in syslog) names the object, the side (host or container) and the cause. Changes made before the failure, or before a SIGTERM, SIGINT, SIGHUP or SIGQUIT, have been undone. narwhal check: a problem was found (or, with --repair, could not be repaired).");
         item(
             r,
             vec![bold("2")],
-            "Usage error: the command line could not be parsed.",
+            "Usage error: the command line could not be parsed, or the hook stage is unknown.",
         );
+        item(r, vec![bold("3")], "Failure whose rollback was incomplete: the message lists what is left on the host.");
     })?;
     roff_section(w, "EXAMPLES", examples_section)?;
     roff_section(w, "SEE ALSO", |r| {
         r.text([roman(
-            "ip(8), ip-netns(8), veth(4), oci-hooks(5), podman-run(1), runc(8), crun(1), docker-run(1)",
+            "ip(8), ip-netns(8), veth(4), nft(8), oci-hooks(5), podman-run(1), runc(8), crun(1), docker-run(1), bird(8); docs/isolation.md, docs/cni.md, docs/docker.md, docs/multi-host.md",
         )]);
     })?;
     man.render_version_section(w)?;
