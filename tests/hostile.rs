@@ -36,6 +36,8 @@ struct Case {
     want: Vec<String>,
     /// Substrings the message must not contain.
     not_want: Vec<String>,
+    /// The exit status: 1, or 2 for a usage error.
+    code: i32,
 }
 
 /// Builds the table; knows the stand-in container and some scratch paths.
@@ -57,6 +59,7 @@ impl Table {
             env: vec![],
             want: want.iter().map(|s| s.to_string()).collect(),
             not_want: vec![],
+            code: 1,
         });
         self.cases.last_mut().unwrap()
     }
@@ -81,6 +84,7 @@ impl Table {
             env: vec![],
             want: want.iter().map(|s| s.to_string()).collect(),
             not_want: vec![],
+            code: 1,
         });
         self.cases.last_mut().unwrap()
     }
@@ -522,7 +526,7 @@ fn build_table(ctr: &NsProc, scratch: &tempfile::TempDir, zombie: &std::process:
         &[
             "hostile-ctr",
             &format!("/proc/{dead}/ns/net"),
-            "No such file",
+            &format!("process {dead} has exited (it is a zombie)"),
         ],
     );
     t.hook(
@@ -565,7 +569,8 @@ fn build_table(ctr: &NsProc, scratch: &tempfile::TempDir, zombie: &std::process:
         Some("prestart"),
         st(Some(1)),
         &["unknown hook stage 'prestart'"],
-    );
+    )
+    .code = 2; // a usage error, like any bad command line
     t.hook(
         "stage inferred from status running",
         None,
@@ -829,7 +834,7 @@ fn check(case: &Case, ctr: &NsProc, syslog: &Syslog) -> Result<(), String> {
         }
     };
     let mut problems = Vec::new();
-    match one_line_error(&out) {
+    match common::one_line_error_with(&out, case.code) {
         Err(e) => problems.push(e),
         Ok(msg) => {
             eprintln!("{}: {msg}", case.name);

@@ -675,7 +675,7 @@ fn every_option() {
     }
     for want in [
         format!(
-            "host: link add {hif} address {hmac} mtu 1400 arp off type veth peer name net0 address {cmac} mtu 1400 arp off netns /proc/{pid}/ns/net"
+            "host: link add {hif} address {hmac} mtu 1400 group 77 arp off type veth peer name net0 address {cmac} mtu 1400 arp off netns /proc/{pid}/ns/net"
         ),
         format!("host: link set {hif} alias narwhal:{pid}"),
         format!("host: sysctl net.ipv4.conf.{hif}.rp_filter=1"),

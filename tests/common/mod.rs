@@ -235,10 +235,15 @@ pub fn succeeded(o: &Output) -> String {
 /// newline-terminated line on stderr starting with `narwhal: `. Returns the
 /// message without that prefix, or what is wrong.
 pub fn one_line_error(out: &Output) -> Result<String, String> {
+    one_line_error_with(out, 1)
+}
+
+/// [`one_line_error`] with exit status `code`.
+pub fn one_line_error_with(out: &Output, code: i32) -> Result<String, String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() != Some(1) {
+    if out.status.code() != Some(code) {
         return Err(format!(
-            "exit status {}, want 1; stderr: {stderr:?}",
+            "exit status {}, want {code}; stderr: {stderr:?}",
             out.status
         ));
     }
