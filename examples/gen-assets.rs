@@ -268,7 +268,11 @@ fn man_page(w: &mut dyn Write) -> std::io::Result<()> {
             vec![bold("2")],
             "Usage error: the command line could not be parsed, or the hook stage is unknown.",
         );
-        item(r, vec![bold("3")], "Failure whose rollback was incomplete: the message lists what is left on the host.");
+        item(
+            r,
+            vec![bold("3")],
+            "Failure whose rollback was incomplete: the message lists what is left on the host.",
+        );
     })?;
     roff_section(w, "EXAMPLES", examples_section)?;
     roff_section(w, "SEE ALSO", |r| {

@@ -151,7 +151,10 @@ fn build_table(ctr: &NsProc, scratch: &tempfile::TempDir, zombie: &std::process:
     t.cli(
         "dead --pid",
         os(&["--pid", &dead, "-4", "198.51.100.20"]),
-        &[&format!("/proc/{dead}/ns/net"), &format!("process {dead} has exited (it is a zombie)")],
+        &[
+            &format!("/proc/{dead}/ns/net"),
+            &format!("process {dead} has exited (it is a zombie)"),
+        ],
     );
     t.cli(
         "--pid of the host's own namespace",

@@ -500,7 +500,10 @@ fn the_first_setup_makes_the_shared_source_check() {
         e.contains("rolled back: host: nft delete table inet narwhal (unless another narwhal link uses it), host: link del"),
         "{e}"
     );
-    assert!((snapshot(None), tables()) == before, "the failed first setup left something");
+    assert!(
+        (snapshot(None), tables()) == before,
+        "the failed first setup left something"
+    );
     ok(&setup(&c, &["-4", A4]));
     assert!(tables().contains("table inet narwhal"), "{}", tables());
     let ns = c.netns().display().to_string();
@@ -508,7 +511,9 @@ fn the_first_setup_makes_the_shared_source_check() {
     run_ok(cmd("nft").arg("flush").arg("ruleset"));
     let o = nw(&["check", "--netns", &ns]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("missing: host: nft add table inet narwhal"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("missing: host: nft add table inet narwhal")
+    );
     ok(&nw(&["check", "--repair", "--netns", &ns]));
     assert!(tables().contains("table inet narwhal"));
     ok(&nw_remove(&c));

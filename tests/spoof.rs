@@ -533,7 +533,11 @@ fn attack_matrix(mode: Mode) {
     let counters = |t: String| {
         t.lines()
             .map(|l| match l.find(" counter packets ") {
-                Some(i) => format!("{} counter{}", &l[..i], &l[l.find(" drop").unwrap_or(l.len())..]),
+                Some(i) => format!(
+                    "{} counter{}",
+                    &l[..i],
+                    &l[l.find(" drop").unwrap_or(l.len())..]
+                ),
                 None => l.to_string(),
             })
             .collect::<Vec<_>>()
