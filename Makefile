@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN := target/release/narwhal
 ROOT := $(shell id -u)
 
-.PHONY: all build demo demo-multihost test test-unit test-package bench bench-multihost lint clean
+.PHONY: all build demo demo-multihost test test-unit test-package bench bench-multihost bench-scale lint clean
 
 all: build
 
@@ -47,6 +47,13 @@ bench: build
 bench-multihost: build
 	bash tests/e2e/deps.sh multihost
 	bash bench/multihost.sh $(BIN)
+
+# Setup with 0 / 1,000 / 3,000 existing containers, per-step attribution,
+# `runc run` with and without the hook, podman run (issue #15); options:
+# bench/scale.py --help. About 7 minutes; prints a Markdown table.
+bench-scale: build
+	bash tests/e2e/deps.sh bench
+	bash bench/scale.sh $(BIN) $(SCALE_ARGS)
 
 lint:
 	$(CARGO) fmt --check

@@ -546,10 +546,9 @@ class Bench:
                     ["ip", "link", "add", "nwf-1", "type", "veth", "peer", "name", "eth0",
                      "netns", self.ns_path(fns)],
                     ["ip", "link", "del", "nwf-1"], n=half)
-        # IPv4 pool for the existing containers: distinct while it lasts,
-        # then reused (the host then holds several /32 peer routes for one
-        # address); IPv6 addresses are all distinct.
-        pool = [f"198.51.100.{i}" for i in range(3, 255)] + [f"198.18.0.{i}" for i in range(1, 255)]
+        # IPv4 pool for the existing containers: all distinct (narwhal
+        # refuses an address another container holds), like the IPv6 ones.
+        pool = [f"198.18.{i // 250}.{i % 250 + 2}" for i in range(4000)]
         have = 0
         acc = {lv: ([], [], [], []) for lv in levels}
         for level in levels + levels[::-1][1:]:

@@ -4,8 +4,16 @@
 # (strace -f), and CPU time, context switches and CPU migrations over many
 # runs (perf stat software counters, if perf is installed).
 #
+# Then a per-step attribution of the dual-stack setup: time inside the
+# syscalls that do the kernel work, by kind (netlink request type, /proc/sys
+# open and write, settle pauses), median of 10 runs under `strace -f -T`
+# (bench/attrib.py).
+#
 # Usage: bench/profile.sh [NARWHAL_BINARY] [RUNS]   (default
-# target/release/narwhal, 100). Root. Same isolation as bench/run.sh: a
+# target/release/narwhal, 100). Root. NWP_EXISTING=N first makes N
+# dual-stack narwhal containers (198.18.0.0/15, 2001:db8:1::/64), so the
+# numbers show the setup on a host with N containers; NARWHAL_PROTO is
+# passed on to narwhal (prototypes, see src/proto.rs). Same isolation as bench/run.sh: a
 # private network + mount namespace acting as the host; nothing outside is
 # touched. Needs strace; perf (package linux-perf) is optional.
 set -euo pipefail
@@ -14,11 +22,18 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if [ "${NARWHAL_PROFILE_INNER:-}" = 1 ]; then
 	nw=$1 runs=$2 tmp=$3
-	mount -t tmpfs -o mode=0755,size=1m narwhal-profile /run/netns
+	mount -t tmpfs -o mode=0755,size=16m narwhal-profile /run/netns
 	mount -t sysfs sysfs /sys
 	ip link set lo up
 	ip netns add nwp-c
 	ip netns add nwp-f
+	existing=${NWP_EXISTING:-0}
+	if [ "$existing" -gt 0 ]; then
+		seq 0 $((existing - 1)) | sed 's/^/netns add nwp-e/' | ip -batch -
+		seq 0 $((existing - 1)) | xargs -P 2 -I I sh -c \
+			'"$0" --netns /run/netns/nwp-eI -4 198.18.$((I / 250)).$((I % 250 + 2)) -6 2001:db8:1::$(printf %x $((I + 1)))' "$nw"
+		echo "bench/profile.sh: $existing existing narwhal containers" >&2
+	fi
 	c=/run/netns/nwp-c f=/run/netns/nwp-f
 	setup_ds=("$nw" --netns "$c" -4 198.51.100.2 -6 2001:db8::2)
 	setup_v4=("$nw" --netns "$c" -4 198.51.100.2)
@@ -66,11 +81,16 @@ if [ "${NARWHAL_PROFILE_INNER:-}" = 1 ]; then
 		perfstat floor_del "${floor_add[*]}" -- "${floor_del[@]}"
 		"${floor_del[@]}"
 	fi
+	for i in $(seq 10); do
+		strace -f -T -qq -o "$tmp/attr.$i" "${setup_ds[@]}" >/dev/null
+		"${remove[@]}" >/dev/null
+	done
+	python3 "$here/attrib.py" "$tmp"/attr.* >"$tmp/attrib.md"
 	python3 - "$tmp" "$runs" <<'EOF'
 import collections, os, re, statistics, sys
 tmp, runs = sys.argv[1], sys.argv[2]
 NL = {"0x10": "RTM_NEWLINK", "0x11": "RTM_DELLINK", "0x12": "RTM_GETLINK", "0x13": "RTM_SETLINK",
-      "0x14": "RTM_NEWADDR", "0x18": "RTM_NEWROUTE", "0x1c": "RTM_NEWNEIGH"}
+      "0x14": "RTM_NEWADDR", "0x18": "RTM_NEWROUTE", "0x1a": "RTM_GETROUTE", "0x1c": "RTM_NEWNEIGH"}
 names = [("setup_ds", "narwhal --netns -4 -6 (dual-stack setup)"),
          ("setup_v4", "narwhal --netns -4 (IPv4-only setup)"),
          ("floor_add", "ip link add … type veth peer … netns (floor)"),
@@ -92,7 +112,9 @@ for key, label in names:
     with open(f"{tmp}/{key}.t") as f:
         for line in f:
             if " openat(" in line:
-                sysctl += '"/proc/sys/' in line and "O_WRONLY" in line
+                # absolute, or relative to a /proc/sys/net directory fd
+                sysctl += ('"/proc/sys/' in line or re.search(r'openat\(\d+, "ipv[46]/', line) is not None) \
+                    and "O_WRONLY" in line
                 continue
             for t in re.findall(r"nlmsg_type=(\w+)", line):
                 types[NL.get(t, t)] += 1
@@ -121,6 +143,10 @@ print()
 print(f"CPU time, context switches, migrations, page faults: median of {runs} runs "
       "(perf stat software counters, all threads). Syscall and request counts: one run under strace -f.")
 EOF
+	echo
+	echo "Dual-stack setup with ${existing} existing containers${NARWHAL_PROTO:+, NARWHAL_PROTO=$NARWHAL_PROTO}:"
+	echo
+	cat "$tmp/attrib.md"
 	exit 0
 fi
 

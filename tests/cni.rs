@@ -569,7 +569,7 @@ fn check_catches_drift_on_either_side() {
         (
             false,
             vec!["route", "del", "default"],
-            "container: no default route",
+            "missing: container: route add default via 169.254.0.1 dev eth0",
         ),
         (
             false,
@@ -583,7 +583,7 @@ fn check_catches_drift_on_either_side() {
                 "dev",
                 "eth0",
             ],
-            "container: eth0 lacks",
+            "missing: container: addr add 2001:db8::2 peer fe80::1/128",
         ),
         (
             false,

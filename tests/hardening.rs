@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::net::UdpSocket;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -59,33 +58,7 @@ fn nft_tables() -> String {
 
 /// The hook at `stage` for container `id` (init `c` at createRuntime).
 fn hook(stage: &str, c: &NsProc, id: &str, annotations: &[(&str, &str)], syslog: &str) -> Output {
-    let ann: serde_json::Map<String, serde_json::Value> = annotations
-        .iter()
-        .map(|(k, v)| (k.to_string(), (*v).into()))
-        .collect();
-    let status = if stage == "poststop" {
-        "stopped"
-    } else {
-        "creating"
-    };
-    let state = serde_json::json!({
-        "ociVersion": "1.0.2", "id": id, "status": status,
-        "pid": c.pid(), "bundle": "/nonexistent", "annotations": ann,
-    });
-    let mut child = common::narwhal()
-        .args(["hook", stage, "--syslog-socket", syslog])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hook");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(state.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::run_hook(stage, c.pid(), id, annotations, syslog)
 }
 
 /// Item 1: A failed run never strips a running container's `--paranoid`
@@ -156,14 +129,7 @@ fn a_failed_run_never_strips_a_running_containers_filter() {
 /// Send one UDP datagram from `pid`'s namespace to `dst` and receive it on
 /// `rx` (already bound): the link works in that direction.
 fn udp_works(pid: u32, src: &'static str, dst: &'static str, rx: &UdpSocket) {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let s = UdpSocket::bind(src).unwrap();
-        s.send_to(b"hello", dst).unwrap();
-    })
-    .join()
-    .unwrap();
+    common::udp_send_from(pid, src.parse().unwrap(), dst.parse().unwrap(), b"hello");
     rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 16];
     let n = rx
@@ -391,25 +357,13 @@ fn ip6_counter(ifname: &str, name: &str) -> u64 {
 }
 
 fn send(pid: u32, src: &'static str, dst: &'static str) {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        UdpSocket::bind(src).unwrap().send_to(b"fwd", dst).unwrap();
-    })
-    .join()
-    .unwrap();
+    common::udp_send_from(pid, src.parse().unwrap(), dst.parse().unwrap(), b"fwd");
 }
 
 fn bind_in(pid: u32, addr: &'static str) -> UdpSocket {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let s = UdpSocket::bind(addr).unwrap();
-        s.set_nonblocking(true).unwrap();
-        s
-    })
-    .join()
-    .unwrap()
+    let s = common::udp_bind_in(pid, addr.parse().unwrap());
+    s.set_nonblocking(true).unwrap();
+    s
 }
 
 fn received(s: &UdpSocket) -> bool {

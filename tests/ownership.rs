@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -43,28 +42,7 @@ fn refused(o: &Output) -> String {
 
 /// The hook at createRuntime for container `id` whose init is `c`.
 fn hook(c: &NsProc, id: &str, annotations: &[(&str, &str)]) -> Output {
-    let ann: serde_json::Map<String, serde_json::Value> = annotations
-        .iter()
-        .map(|(k, v)| (k.to_string(), (*v).into()))
-        .collect();
-    let state = serde_json::json!({
-        "ociVersion": "1.0.2", "id": id, "status": "creating",
-        "pid": c.pid(), "bundle": "/nonexistent", "annotations": ann,
-    });
-    let mut child = common::narwhal()
-        .args(["hook", "createRuntime", "--syslog-socket", "/nonexistent"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hook");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(state.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::run_hook("createRuntime", c.pid(), id, annotations, "/nonexistent")
 }
 
 fn cmd(prog: &str) -> Command {
@@ -78,13 +56,8 @@ fn sysctl_write(path: &str, value: &str) {
 
 /// UDP sockets bound to `v4` and `v6` inside the namespace of `pid`.
 fn bind_in(pid: u32, v4: &'static str, v6: &'static str) -> (UdpSocket, UdpSocket) {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        (UdpSocket::bind(v4).unwrap(), UdpSocket::bind(v6).unwrap())
-    })
-    .join()
-    .unwrap()
+    let bind = |a: &str| common::udp_bind_in(pid, a.parse().unwrap());
+    (bind(v4), bind(v6))
 }
 
 /// No `eth0` in `c`'s namespace.
@@ -167,16 +140,7 @@ fn addresses_of_the_host_and_the_gateway_are_refused() {
     private_host();
     // a stand-in uplink with an address, and one on lo
     let up = unique("nwu");
-    run_ok(cmd("ip").args([
-        "link",
-        "add",
-        &up,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{up}p"),
-    ]));
+    common::uplink(&up);
     run_ok(cmd("ip").args(["addr", "add", "198.51.100.50/24", "dev", &up]));
     run_ok(cmd("ip").args(["addr", "add", "2001:db8::50/64", "dev", &up, "nodad"]));
     run_ok(cmd("ip").args(["addr", "add", "198.51.100.51/32", "dev", "lo"]));
@@ -365,16 +329,12 @@ fn list_json_describes_every_link() {
 /// Send UDP `payload` from `src` to `dst:port` inside the namespace of
 /// process `pid` (the address must be configured there).
 fn send_from(pid: u32, src: IpAddr, dst: IpAddr, port: u16, payload: &'static [u8]) {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let s =
-            UdpSocket::bind(SocketAddr::new(src, 0)).unwrap_or_else(|e| panic!("bind {src}: {e}"));
-        s.send_to(payload, SocketAddr::new(dst, port))
-            .unwrap_or_else(|e| panic!("send from {src}: {e}"));
-    })
-    .join()
-    .unwrap();
+    common::udp_send_from(
+        pid,
+        SocketAddr::new(src, 0),
+        SocketAddr::new(dst, port),
+        payload,
+    );
 }
 
 /// Read datagrams until `marker` arrives (or 10 s pass); returns all.
@@ -415,18 +375,7 @@ fn forged_sources_are_dropped_on_a_loose_rp_filter_host_with_default_routes() {
     sysctl_write("net/ipv4/ip_forward", "1");
     sysctl_write("net/ipv6/conf/all/forwarding", "1");
     let up = unique("nwu");
-    run_ok(cmd("ip").args([
-        "link",
-        "add",
-        &up,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{up}p"),
-    ]));
-    run_ok(cmd("ip").args(["link", "set", &up, "up"]));
-    run_ok(cmd("ip").args(["link", "set", &format!("{up}p"), "up"]));
+    common::uplink(&up);
     run_ok(cmd("ip").args(["addr", "add", "198.18.0.1/24", "dev", &up]));
     run_ok(cmd("ip").args(["addr", "add", "2001:db8:ff::1/64", "dev", &up, "nodad"]));
     run_ok(cmd("ip").args(["route", "add", "default", "via", "198.18.0.254"]));

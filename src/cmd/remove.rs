@@ -57,8 +57,8 @@ fn remove_leftover_filter(name: &str, log: &Log) -> Result<()> {
     let label = format!("Docker container {name}");
     let Some(ifname) = crate::kernel::nft::marked_for(&label)? else {
         anyhow::bail!(
-            "remove Docker container {name}: no such Docker container, and no filter left \
-             for it (a removed container's link goes with it; `narwhal list` shows what is \
+            "remove Docker container {name}: no such Docker container '{name}', and no \
+             filter left for it (a removed container's link goes with it; `narwhal list` shows what is \
              left, `narwhal remove --host-interface IFACE` removes it)"
         );
     };

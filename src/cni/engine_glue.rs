@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::apply::Problem;
 use crate::engine::{self, Removed};
 use crate::error::Error;
 use crate::kernel::netns::Netns;
@@ -41,8 +40,8 @@ pub fn down(host_if: &str, key: &str) -> Result<Removed, Error> {
     engine::down(host_if, Owner::Key(key.to_string()), &|_| {})
 }
 
-/// The keys of every narwhal link on this host whose key starts with
-/// `prefix`, with their host interface names (a dump: GC only).
+/// `(host interface, key)` of every narwhal link on this host whose key
+/// starts with `prefix` (a dump: GC only).
 pub fn attachments(prefix: &str) -> Result<Vec<(String, String)>, Error> {
     let mut k = System::open(None)?;
     let links = k.host_links().map_err(Error::io("list the host's links"))?;
@@ -50,7 +49,7 @@ pub fn attachments(prefix: &str) -> Result<Vec<(String, String)>, Error> {
         .into_iter()
         .filter_map(|l| {
             let key = l.alias.as_deref()?.strip_prefix(ALIAS_PREFIX)?;
-            key.starts_with(prefix).then(|| (key.to_string(), l.name))
+            key.starts_with(prefix).then(|| (l.name, key.to_string()))
         })
         .collect())
 }
@@ -87,14 +86,8 @@ pub fn check(want: &Expected<'_>) -> Result<Vec<String>, Error> {
         }
     }
     let health = engine::check(spec, false, &|_| {})?;
-    for f in &health.findings {
-        // a missing link is drift too, on whichever side
-        let side = f.step.side();
-        diff.push(match &f.problem {
-            Problem::Missing | Problem::Wrong(_) => format!("{side}: {f}"),
-            Problem::Error(_) => format!("{side}: {f}"),
-        });
-    }
+    // each finding names its side: `missing: container: route add …`
+    diff.extend(health.findings.iter().map(|f| f.to_string()));
     Ok(diff)
 }
 

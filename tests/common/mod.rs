@@ -488,3 +488,77 @@ pub fn busybox_rootfs() -> PathBuf {
     let _ = std::fs::rename(tmp.path(), &dir);
     dir
 }
+
+/// `narwhal hook STAGE` for container `id` whose init process is `pid`,
+/// with these annotations and no bundle, logging to `syslog`.
+pub fn run_hook(
+    stage: &str,
+    pid: u32,
+    id: &str,
+    annotations: &[(&str, &str)],
+    syslog: &str,
+) -> Output {
+    let ann: serde_json::Map<String, serde_json::Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), (*v).into()))
+        .collect();
+    let status = if stage == "poststop" {
+        "stopped"
+    } else {
+        "creating"
+    };
+    let state = serde_json::json!({
+        "ociVersion": "1.0.2", "id": id, "status": status,
+        "pid": pid, "bundle": "/nonexistent", "annotations": ann,
+    });
+    run_narwhal(
+        &["hook", stage, "--syslog-socket", syslog],
+        Some(state.to_string().as_bytes()),
+        &[],
+    )
+}
+
+/// Run `f` on a thread that has joined the network namespace of `pid`
+/// (sockets it makes stay there).
+pub fn in_netns_of<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .unwrap_or_else(|e| panic!("open /proc/{pid}/ns/net: {e}"));
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("join the netns of {pid}: {e}"));
+        f()
+    })
+    .join()
+    .expect("netns thread panicked")
+}
+
+/// Send one UDP datagram from `src` (an address of `pid`'s namespace) to
+/// `dst`.
+pub fn udp_send_from(
+    pid: u32,
+    src: std::net::SocketAddr,
+    dst: std::net::SocketAddr,
+    payload: &'static [u8],
+) {
+    in_netns_of(pid, move || {
+        let s = std::net::UdpSocket::bind(src).unwrap_or_else(|e| panic!("bind {src}: {e}"));
+        s.send_to(payload, dst)
+            .unwrap_or_else(|e| panic!("send from {src} to {dst}: {e}"));
+    })
+}
+
+/// A UDP socket bound to `addr` in `pid`'s namespace.
+pub fn udp_bind_in(pid: u32, addr: std::net::SocketAddr) -> std::net::UdpSocket {
+    in_netns_of(pid, move || {
+        std::net::UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+    })
+}
+
+/// A stand-in uplink in this (private) host: a veth pair `name`/`namep`,
+/// both ends up.
+pub fn uplink(name: &str) {
+    let peer = format!("{name}p");
+    run_ok(Command::new("ip").args(["link", "add", name, "type", "veth", "peer", "name", &peer]));
+    run_ok(Command::new("ip").args(["link", "set", name, "up"]));
+    run_ok(Command::new("ip").args(["link", "set", &peer, "up"]));
+}

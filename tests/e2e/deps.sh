@@ -7,7 +7,7 @@ case $what in
   demo) pkgs="runc busybox-static iproute2 util-linux" ;;
   test) pkgs="runc crun podman docker.io busybox-static iproute2 nftables util-linux containernetworking-plugins bird2 procps" ;;
   multihost) pkgs="bird2 busybox-static iproute2 util-linux procps" ;;
-  bench) pkgs="busybox-static iproute2 util-linux containernetworking-plugins time procps" ;;
+  bench) pkgs="busybox-static iproute2 util-linux containernetworking-plugins time procps runc podman strace" ;;
   package) pkgs="podman runc busybox-static man-db rpm util-linux jq iproute2" ;;
   *) echo "usage: $0 [test|demo|bench|package|multihost]" >&2; exit 2 ;;
 esac
