@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN := target/release/narwhal
 ROOT := $(shell id -u)
 
-.PHONY: all build demo demo-multihost test test-unit test-package bench bench-multihost bench-scale lint clean
+.PHONY: all build demo demo-multihost test test-unit test-package bench bench-multihost bench-scale test-cleanup lint clean
 
 all: build
 
@@ -29,7 +29,15 @@ demo-multihost: build
 test:
 	bash tests/e2e/deps.sh test
 	status=0; $(if $(filter 0,$(ROOT)),NARWHAL_REQUIRE_PRIVILEGED=1) $(CARGO) test --locked -- --test-threads=$${NARWHAL_TEST_THREADS:-4} || status=$$?; \
-	bash tests/e2e/dockerd.sh stop >/dev/null 2>&1 || true; exit $$status
+	bash tests/e2e/dockerd.sh stop >/dev/null 2>&1 || true; \
+	$(MAKE) -s test-cleanup; exit $$status
+
+# The runtime tests run the hook in this machine's own namespace, where the
+# first setup makes the shared source check: remove it again unless a
+# narwhal link (interface group 77) still uses it.
+test-cleanup:
+	@if [ "$(ROOT)" = 0 ] && command -v nft >/dev/null && ! ip -o link show group 77 2>/dev/null | grep -q .; then \
+		nft delete table inet narwhal 2>/dev/null || true; fi
 
 # Unprivileged part only (parsing, validation, plans).
 test-unit:
