@@ -849,3 +849,44 @@ fn example_conflists_work() {
     }
     assert_eq!(n, 3);
 }
+
+/// The operator's bound in the network configuration: `allow` lists the
+/// prefixes container addresses must lie in, whatever the runtime asks for
+/// (CNI_ARGS, runtimeConfig); outside them ADD fails (code 7) and changes
+/// nothing.
+#[test]
+fn allow_bounds_the_addresses_a_runtime_may_ask_for() {
+    require_root!();
+    private_host();
+    let ns = NsProc::new();
+    let before = common::snapshot(None);
+    let mut a = Att::new(&ns);
+    a.args = Some(format!("IgnoreUnknown=1;IP={V4}"));
+    let net = unique("n");
+    let bounded = conf(
+        "1.0.0",
+        &net,
+        json!({"allow": ["198.18.0.0/15", "2001:db8::/32"]}),
+    );
+    let (code, msg) = fails("ADD", &bounded, &a);
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains(V4) && msg.contains("198.18.0.0/15"), "{msg}");
+    assert_eq!(
+        common::snapshot(None),
+        before,
+        "a refused ADD changed the host"
+    );
+    let (code, msg) = fails(
+        "ADD",
+        &conf("1.0.0", &net, json!({"allow": "198.51.100.0/25x"})),
+        &a,
+    );
+    assert_eq!(code, 7, "{msg}");
+    let open = conf(
+        "1.0.0",
+        &net,
+        json!({"allow": "198.51.100.0/24, 2001:db8::/32"}),
+    );
+    ok("ADD", &open, &a);
+    ok("DEL", &open, &a);
+}

@@ -237,8 +237,46 @@ impl Call<'_> {
             ..self.conf.settings.clone()
         };
         let netns = self.env.netns.clone().unwrap_or_default();
-        Spec::new(netns, &self.key(), &settings)
-            .map_err(|e| CniError::new(Code::InvalidConfig, e.to_string()))
+        let spec = Spec::new(netns, &self.key(), &settings)
+            .map_err(|e| CniError::new(Code::InvalidConfig, e.to_string()))?;
+        // the operator's bound: "allow" in the network configuration
+        if let Some(allow) = self.allow()? {
+            allow
+                .check_spec(&spec)
+                .map_err(|e| CniError::new(Code::InvalidConfig, e.to_string()))?;
+        }
+        Ok(spec)
+    }
+
+    /// The network configuration's `allow`: prefixes container (and host)
+    /// addresses must lie in, as a list or a comma-separated string.
+    fn allow(&self) -> Result<Option<crate::allow::AllowList>, CniError> {
+        let text = match self.conf.raw.get("allow") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    CniError::new(
+                        Code::InvalidConfig,
+                        "invalid \"allow\": expected prefixes as strings",
+                    )
+                })?
+                .join(","),
+            Some(other) => {
+                return Err(CniError::new(
+                    Code::InvalidConfig,
+                    format!("invalid \"allow\": expected a list of prefixes, got {other}"),
+                ))
+            }
+        };
+        text.parse()
+            .map(Some)
+            .map_err(|e: crate::allow::AllowError| {
+                CniError::new(Code::InvalidConfig, format!("invalid \"allow\": {e}"))
+            })
     }
 
     fn add(&self) -> Result<Value, CniError> {
