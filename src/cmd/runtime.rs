@@ -60,6 +60,11 @@ pub enum RuntimeError {
     },
     #[error("unknown environment variable '{var}' (known: {known})")]
     UnknownVariable { var: String, known: String },
+    #[error(
+        "environment variable '{var}' is not accepted: an image's ENV could set it; \
+         give the annotation {annotation} (docker run --annotation, Docker 24+) instead"
+    )]
+    NotFromEnv { var: String, annotation: String },
     #[error(transparent)]
     Annotation(#[from] OciError),
     #[error(transparent)]
@@ -317,6 +322,18 @@ fn settings(
         if merged.contains_key(&key) && !from_env.contains_key(&key) {
             continue; // the annotation wins
         }
+        // what widens what the container may do beyond its own addresses
+        // (forwarding) or reaches beyond its own link (the host name of
+        // another container's link) is the operator's to give
+        if NOT_FROM_ENV
+            .iter()
+            .any(|n| key == format!("{}{n}", settings::ANNOTATION_PREFIX))
+        {
+            return Err(RuntimeError::NotFromEnv {
+                var: var.to_string(),
+                annotation: key,
+            });
+        }
         merged.insert(key.clone(), value.to_string());
         from_env.insert(key, var.to_string());
     }
@@ -342,6 +359,9 @@ fn settings(
     added.sort();
     Ok(Some(added))
 }
+
+/// Settings an image's environment may not give (see docs/docker.md).
+const NOT_FROM_ENV: &[&str] = &["forwarding", "host-interface"];
 
 /// The error for a `NARWHAL_*` variable that stands for no annotation.
 fn unknown_variable(var: &str) -> RuntimeError {
@@ -516,12 +536,12 @@ mod tests {
         );
         assert_eq!(
             check(
-                env(&["NARWHAL_IPV4=198.51.100.2", "NARWHAL_HOST_INTERFACE=nw-x"]),
+                env(&["NARWHAL_IPV4=198.51.100.2", "NARWHAL_MTU=1400"]),
                 None
             ),
             Ok(Some(vec![
-                ("narwhal.host-interface".into(), "nw-x".into()),
-                ("narwhal.ipv4".into(), "198.51.100.2".into())
+                ("narwhal.ipv4".into(), "198.51.100.2".into()),
+                ("narwhal.mtu".into(), "1400".into())
             ]))
         );
         // an annotation wins over a variable; the variable's value is not checked
@@ -544,6 +564,16 @@ mod tests {
         for (config, allow, want) in [
             (env(&["NARWHAL_IPV44=198.51.100.2"]), None, "unknown environment variable 'NARWHAL_IPV44'"),
             (env(&["NARWHAL_ipv4=198.51.100.2"]), None, "unknown environment variable 'NARWHAL_ipv4'"),
+            (
+                env(&["NARWHAL_IPV4=198.51.100.2", "NARWHAL_FORWARDING=true"]),
+                None,
+                "environment variable 'NARWHAL_FORWARDING' is not accepted: an image's ENV could set it; give the annotation narwhal.forwarding",
+            ),
+            (
+                env(&["NARWHAL_IPV4=198.51.100.2", "NARWHAL_HOST_INTERFACE=nw-other"]),
+                None,
+                "environment variable 'NARWHAL_HOST_INTERFACE' is not accepted",
+            ),
             (env(&["NARWHAL_IPV4=198.51.100.300"]), None, "invalid IPv4 address '198.51.100.300'"),
             (env(&["NARWHAL_IPV4=198.51.100.2", "NARWHAL_MTU=9"]), None, "MTU"),
             (json!({ "annotations": { "narwhal.ipv44": "x" } }), None, "unknown annotation 'narwhal.ipv44'"),
