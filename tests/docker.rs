@@ -458,3 +458,35 @@ fn docker_stop_takes_the_host_link_along() {
         "{out}"
     );
 }
+
+/// `docker rm -f web; narwhal remove web`: the link went with the
+/// container, the `--paranoid` filter did not; `remove` finds it by the
+/// name its mark carries and removes it.
+#[test]
+fn remove_by_name_after_docker_rm_takes_the_filter() {
+    docker_test!();
+    let c = Container::run();
+    let nft_before = common::run_ok(std::process::Command::new("nft").args(["list", "tables"]));
+    ok(narwhal().args(["--paranoid", "-4", "198.51.100.19", &c.name]));
+    let h = c.host_if();
+    let table = format!("narwhal-{h}");
+    let tables = || common::run_ok(std::process::Command::new("nft").args(["list", "tables"]));
+    assert!(tables().contains(&table), "{}", tables());
+    ok(dock::docker().args(["rm", "-f", &c.name]));
+    wait_until(Duration::from_secs(60), &format!("{h} to vanish after docker rm"), || {
+        host_link(&h).is_none()
+    });
+    assert!(tables().contains(&table), "the filter outlives the container");
+    let o = common::run(narwhal().args(["remove", &c.name]));
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(dock::stdout(&o), format!("removed filter {table} ({h} was already gone)\n"));
+    assert!(!tables().contains(&table), "{}", tables());
+    let after = tables();
+    assert_eq!(
+        after.lines().filter(|l| !l.contains("inet narwhal")).collect::<Vec<_>>(),
+        nft_before.lines().filter(|l| !l.contains("inet narwhal")).collect::<Vec<_>>()
+    );
+    // a name nothing is left for: says what to type
+    let err = fails(narwhal().args(["remove", &c.name]));
+    assert!(err.contains("narwhal remove --host-interface IFACE"), "{err}");
+}

@@ -550,6 +550,16 @@ fn messages_name_the_cause() {
         .iter()
         .all(|l| l["ifname"] != "eth0"));
 
+    // narwhal's own state directory unusable: the message names the path
+    let script = "mkdir -p /run/narwhal && mount -t tmpfs nwtest /run/narwhal && : > /run/narwhal/filters && exec \"$0\" \"$@\"";
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, env!("CARGO_BIN_EXE_narwhal")])
+        .args(["--netns", &netns(&c), "--paranoid", "-4", "198.51.100.78"])
+        .output()
+        .unwrap();
+    let e = fails(&o, 1);
+    assert!(e.contains("/run/narwhal/filters"), "{e}");
+
     // not root: says so
     let o = Command::new("setpriv")
         .args([
