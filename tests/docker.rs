@@ -473,20 +473,37 @@ fn remove_by_name_after_docker_rm_takes_the_filter() {
     let tables = || common::run_ok(std::process::Command::new("nft").args(["list", "tables"]));
     assert!(tables().contains(&table), "{}", tables());
     ok(dock::docker().args(["rm", "-f", &c.name]));
-    wait_until(Duration::from_secs(60), &format!("{h} to vanish after docker rm"), || {
-        host_link(&h).is_none()
-    });
-    assert!(tables().contains(&table), "the filter outlives the container");
+    wait_until(
+        Duration::from_secs(60),
+        &format!("{h} to vanish after docker rm"),
+        || host_link(&h).is_none(),
+    );
+    assert!(
+        tables().contains(&table),
+        "the filter outlives the container"
+    );
     let o = common::run(narwhal().args(["remove", &c.name]));
     assert!(o.status.success(), "{o:?}");
-    assert_eq!(dock::stdout(&o), format!("removed filter {table} ({h} was already gone)\n"));
+    assert_eq!(
+        dock::stdout(&o),
+        format!("removed filter {table} ({h} was already gone)\n")
+    );
     assert!(!tables().contains(&table), "{}", tables());
     let after = tables();
     assert_eq!(
-        after.lines().filter(|l| !l.contains("inet narwhal")).collect::<Vec<_>>(),
-        nft_before.lines().filter(|l| !l.contains("inet narwhal")).collect::<Vec<_>>()
+        after
+            .lines()
+            .filter(|l| !l.contains("inet narwhal"))
+            .collect::<Vec<_>>(),
+        nft_before
+            .lines()
+            .filter(|l| !l.contains("inet narwhal"))
+            .collect::<Vec<_>>()
     );
     // a name nothing is left for: says what to type
     let err = fails(narwhal().args(["remove", &c.name]));
-    assert!(err.contains("narwhal remove --host-interface IFACE"), "{err}");
+    assert!(
+        err.contains("narwhal remove --host-interface IFACE"),
+        "{err}"
+    );
 }

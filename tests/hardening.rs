@@ -553,7 +553,15 @@ fn messages_name_the_cause() {
     // narwhal's own state directory unusable: the message names the path
     let script = "mkdir -p /run/narwhal && mount -t tmpfs nwtest /run/narwhal && : > /run/narwhal/filters && exec \"$0\" \"$@\"";
     let o = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", script, env!("CARGO_BIN_EXE_narwhal")])
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            env!("CARGO_BIN_EXE_narwhal"),
+        ])
         .args(["--netns", &netns(&c), "--paranoid", "-4", "198.51.100.78"])
         .output()
         .unwrap();
