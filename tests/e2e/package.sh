@@ -74,8 +74,8 @@ cleanup() {
         kill "$HOLDER" 2>/dev/null
         wait "$HOLDER" 2>/dev/null
     fi
-    if [ -n "$INSTALLED_BY_US" ] && dpkg-query -W -f='${Status}' narwhal 2>/dev/null | grep -q 'ok installed'; then
-        dpkg -r narwhal >/dev/null 2>&1
+    if [ -n "$INSTALLED_BY_US" ] && dpkg-query -W narwhal >/dev/null 2>&1; then
+        dpkg -P narwhal >/dev/null 2>&1
     fi
     rm -rf "$WORK"
     summary
@@ -152,7 +152,8 @@ for f in /usr/bin/narwhal "$HOOKS_JSON" /usr/share/man/man8/narwhal.8.gz \
     /usr/share/fish/vendor_completions.d/narwhal.fish /usr/share/doc/narwhal/README.md \
     /usr/share/doc/narwhal/LICENSE-MIT /usr/share/doc/narwhal/LICENSE-APACHE \
     /usr/share/doc/narwhal/copyright /usr/lib/NetworkManager/conf.d/90-narwhal.conf \
-    /usr/lib/systemd/network/10-narwhal.network; do
+    /usr/lib/systemd/network/10-narwhal.network /etc/iproute2/rt_protos.d/narwhal.conf \
+    /usr/lib/cni/narwhal /usr/share/narwhal/bird/narwhal.conf; do
     check "installed: $f" grep -qxF "$f" "$WORK/files.list"
 done
 check "/usr/bin/narwhal is executable and prints its version" \
@@ -253,6 +254,10 @@ if [ -n "$HOSTIF" ]; then
         bash -c 'nsenter -t "$1" -n ip -j -4 route show dev "$2" | jq -e --arg a "$3" "any(.[]; .dst == \$a)" >/dev/null &&
                  nsenter -t "$1" -n ip -j -6 route show dev "$2" | jq -e --arg a "$4" "any(.[]; .dst == \$a)" >/dev/null' \
         _ "$HOLDER" "$HOSTIF" "$V4" "$V6"
+    # the package names route protocol 77 in /etc/iproute2/rt_protos.d
+    check "ip route prints the host routes as proto narwhal" \
+        bash -c 'nsenter -t "$1" -n ip -j -4 route show dev "$2" | jq -e --arg a "$3" "any(.[]; .dst == \$a and .protocol == \"narwhal\")" >/dev/null' \
+        _ "$HOLDER" "$HOSTIF" "$V4"
 fi
 check "host namespace reaches the container: ping $V4" inhost /bin/busybox ping -c 1 -W 5 "$V4"
 check "host namespace reaches the container: ping $V6" inhost /bin/busybox ping -6 -c 1 -W 5 "$V6"
@@ -286,15 +291,23 @@ wait "$HOLDER" 2>/dev/null
 HOLDER=
 
 # --- remove -----------------------------------------------------------------
+# remove keeps the configuration files under /etc (Debian policy); purge
+# takes them too
+conffiles=$(dpkg-query -W -f='${Conffiles}' narwhal | awk '{print $1}')
 if dpkg -r narwhal >"$WORK/dpkg-r.log" 2>&1; then ok "dpkg -r narwhal"; else cat "$WORK/dpkg-r.log"; bad "dpkg -r narwhal"; fi
-INSTALLED_BY_US=
 left=()
 while IFS= read -r f; do
     [ -d "$f" ] && continue # shared directories (/usr, /usr/share/man/man8, ...) stay
+    printf '%s\n' "$conffiles" | grep -qxF "$f" && continue
     [ -e "$f" ] || [ -L "$f" ] && left+=("$f")
 done <"$WORK/files.list"
-check "dpkg -r removed every file it installed (left: ${left[*]:-none})" [ ${#left[@]} = 0 ]
+check "dpkg -r removed every file it installed but its conffiles (left: ${left[*]:-none})" [ ${#left[@]} = 0 ]
 check "dpkg -r removed /usr/share/doc/narwhal" [ ! -e /usr/share/doc/narwhal ]
+if dpkg -P narwhal >"$WORK/dpkg-p.log" 2>&1; then ok "dpkg -P narwhal"; else cat "$WORK/dpkg-p.log"; bad "dpkg -P narwhal"; fi
+INSTALLED_BY_US=
+for f in $conffiles; do
+    check "dpkg -P removed the conffile $f" [ ! -e "$f" ]
+done
 
 # --- .rpm -----------------------------------------------------------------------
 echo "package.sh: building the .rpm (make -f packaging/Makefile.inc rpm)"
@@ -333,7 +346,8 @@ if make -s -f packaging/Makefile.inc install DESTDIR="$STAGE" PREFIX=/usr/local 
         usr/local/share/fish/vendor_completions.d/narwhal.fish usr/local/share/doc/narwhal/README.md \
         usr/local/share/doc/narwhal/LICENSE-MIT usr/local/share/doc/narwhal/LICENSE-APACHE \
         usr/share/containers/oci/hooks.d/narwhal.json usr/lib/NetworkManager/conf.d/90-narwhal.conf \
-        usr/lib/systemd/network/10-narwhal.network; do
+        usr/lib/systemd/network/10-narwhal.network etc/iproute2/rt_protos.d/narwhal.conf \
+        usr/local/share/narwhal/bird/narwhal.conf usr/lib/cni/narwhal; do
         check "make install: /$f" [ -f "$STAGE/$f" ]
     done
     check "make install PREFIX=/usr/local: the man page names /usr/local/bin/narwhal, not /usr/bin" \
