@@ -325,8 +325,13 @@ if make -s -f packaging/Makefile.inc rpm PKGDIR="$WORK/pkg" >"$WORK/rpm.log" 2>&
         done
         check "rpm licence is 'MIT OR Apache-2.0'" \
             bash -c '[ "$(rpm -qp --qf "%{LICENSE}" "$1" 2>/dev/null)" = "MIT OR Apache-2.0" ]' _ "$RPM"
-        check "rpm marks README, man page and licences as documentation" \
-            bash -c '[ "$(rpm -qdp "$1" 2>/dev/null | wc -l)" = 4 ]' _ "$RPM"
+        rpm -qdp "$RPM" >"$WORK/rpm-docs.list" 2>/dev/null
+        for f in /usr/share/doc/narwhal/README.md /usr/share/man/man8/narwhal.8.gz \
+            /usr/share/licenses/narwhal/LICENSE-MIT /usr/share/licenses/narwhal/LICENSE-APACHE; do
+            check "rpm marks $f as documentation" grep -qxF "$f" "$WORK/rpm-docs.list"
+        done
+        check "rpm marks nothing outside /usr/share/doc, man and licences as documentation" \
+            bash -c '! grep -v -e "^/usr/share/doc/narwhal/" -e "^/usr/share/man/" -e "^/usr/share/licenses/narwhal/" "$1"' _ "$WORK/rpm-docs.list"
         check "rpm: /usr/bin/narwhal mode 0755" \
             bash -c 'rpm -qp --dump "$1" 2>/dev/null | awk "\$1 == \"/usr/bin/narwhal\" {print \$5}" | grep -qx "0100755"' _ "$RPM"
     else
