@@ -26,6 +26,11 @@ fn main() -> ExitCode {
     if std::env::var_os("CNI_COMMAND").is_some() {
         return narwhal::cni::run();
     }
+    // `narwhal runtime` runs before every command Docker gives runc: parse
+    // only its own grammar, not the whole command line's
+    if std::env::args_os().nth(1).is_some_and(|a| a == "runtime") {
+        return cmd::runtime::main(std::env::args_os().skip(1));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -296,9 +296,13 @@ fn crash_with_restart_always_brings_the_network_back() {
         "the container to run again",
         || {
             let st = c.inspect();
+            // while Docker restarts it, the state may say running with
+            // pid 0: wait for the new init's pid
+            let new_pid = st["State"]["Pid"].as_i64().unwrap_or(0);
             let again = st["RestartCount"].as_i64() >= Some(1)
                 && st["State"]["Running"] == true
-                && st["State"]["Pid"].as_i64() != Some(pid);
+                && new_pid > 0
+                && new_pid != pid;
             if again {
                 Ok(())
             } else {

@@ -96,6 +96,24 @@ pub struct Create {
 
 /// Run the wrapper. Returns only on failure: on success the process has
 /// become the real runtime.
+/// `narwhal runtime …` from the raw arguments (`runtime` first): only the
+/// wrapper's own grammar is built, so every runc command Docker sends pays
+/// as little as possible.
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    use clap::{Args, FromArgMatches};
+    let cmd = RuntimeArgs::augment_args(clap::Command::new("runtime").bin_name("narwhal runtime"));
+    match cmd
+        .try_get_matches_from(args)
+        .and_then(|m| RuntimeArgs::from_arg_matches(&m))
+    {
+        Ok(a) => run(a),
+        Err(e) => {
+            let _ = e.print();
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
 pub fn run(args: RuntimeArgs) -> ExitCode {
     let runtime = args.runtime.clone().unwrap_or_else(default_runtime);
     let create = parse_create(&args.args);
