@@ -225,14 +225,23 @@ impl Kernel for System {
     }
     fn release_source_check(&mut self, except: &str) -> io::Result<bool> {
         let _lock = nft::source_check_lock()?;
-        let links = self.host_links()?;
-        if links
-            .iter()
-            .any(|l| l.group == crate::net::LINK_GROUP && l.name != except)
-        {
+        let mut others = || -> io::Result<bool> {
+            let links = self.host_links()?;
+            Ok(links
+                .iter()
+                .any(|l| l.group == crate::net::LINK_GROUP && l.name != except))
+        };
+        if others()? {
             return Ok(false);
         }
         nft::run(&nft::delete_source_check())?;
+        // A setup creates its link, then looks for the check without the
+        // lock: if one did so between the look above and the removal, its
+        // link is there now, and it gets the check back.
+        if others()? {
+            nft::run(&nft::source_check_ruleset())?;
+            return Ok(false);
+        }
         Ok(true)
     }
 }

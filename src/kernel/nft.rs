@@ -240,6 +240,12 @@ pub fn source_check_ruleset() -> String {
 /// Make sure the source check is in place; `Ok(true)` if this call made
 /// it. One exact nfnetlink query when it is there (the common case).
 pub fn ensure_source_check() -> io::Result<bool> {
+    // the common case, without the lock: a rollback that removes the check
+    // looks for narwhal links again afterwards and puts it back if one
+    // appeared meanwhile (see `System::release_source_check`)
+    if has_source_check()? {
+        return Ok(false);
+    }
     let _lock = source_check_lock()?;
     if has_source_check()? {
         return Ok(false);
@@ -253,10 +259,10 @@ pub fn delete_source_check() -> String {
     format!("add table inet {SOURCE_CHECK_TABLE}\ndelete table inet {SOURCE_CHECK_TABLE}\n")
 }
 
-/// An exclusive lock around making and removing the source check, so a
-/// rollback that removes it never races with a setup that relies on it
-/// (a setup creates its link first, then looks for the check under the
-/// lock; a rollback looks for other links under the lock).
+/// An exclusive lock around making and removing the source check, so two
+/// first setups do not both make it and a rollback's removal is one step.
+/// A setup that finds the check skips the lock: it created its link first,
+/// and a rollback looks for other links again after removing the check.
 pub fn source_check_lock() -> io::Result<nix::fcntl::Flock<std::fs::File>> {
     let dir = Path::new("/run/narwhal");
     std::fs::create_dir_all(dir).map_err(at(dir))?;
