@@ -167,10 +167,6 @@ impl<'a, K: Kernel> Applier<'a, K> {
     pub fn up(&mut self, steps: &[Step]) -> Result<(), Box<StepError>> {
         let mut undo = Vec::new();
         let mut counted = 0;
-        let host_if = steps.iter().find_map(|s| match s {
-            Step::CreateVeth { veth, .. } => Some(veth.host.clone()),
-            _ => None,
-        });
         for step in steps {
             if !step.is_conditional() {
                 counted += 1;
@@ -189,7 +185,7 @@ impl<'a, K: Kernel> Applier<'a, K> {
             match res {
                 Ok(Outcome::Done) => {
                     (self.on_step)(step);
-                    undo.extend(step.undo_of_created(host_if.as_deref().unwrap_or_default()));
+                    undo.extend(step.undo());
                 }
                 Ok(Outcome::Absent) => {}
                 Err(source) => {
@@ -245,7 +241,7 @@ impl<'a, K: Kernel> Applier<'a, K> {
                     Ok(Outcome::Absent)
                 }
             },
-            Step::EnsureSourceCheck => match k.ensure_source_check()? {
+            Step::EnsureSourceCheck { .. } => match k.ensure_source_check()? {
                 true => Ok(Outcome::Done),
                 false => Ok(Outcome::Absent),
             },
@@ -434,7 +430,7 @@ impl<'a, K: Kernel> Applier<'a, K> {
             | Step::DelFilter { .. }
             | Step::ReleaseSourceCheck { .. } => None,
             Step::AddFilter(f) => missing(k.has_filter(&f.ifname)?),
-            Step::EnsureSourceCheck => missing(k.has_source_check()?),
+            Step::EnsureSourceCheck { .. } => missing(k.has_source_check()?),
             Step::Sysctl { side, sysctl } => match k.sysctl(*side, sysctl) {
                 Ok(v) if v == sysctl.value => None,
                 Ok(v) => Some(Problem::Wrong(format!("is {v}"))),

@@ -54,9 +54,11 @@ pub enum Step {
     /// The host-wide source check (nftables table `inet narwhal`), shared
     /// by every narwhal link: made by the first setup on a host, and again
     /// if it was flushed; does nothing, and prints nothing, when it is
-    /// there. Undo (only if this run made it): remove it again unless
-    /// another narwhal link has appeared meanwhile.
-    EnsureSourceCheck,
+    /// there. Undo (only if this run made it): remove it again unless a
+    /// narwhal link other than `ifname` (this run's) has appeared meanwhile.
+    EnsureSourceCheck {
+        ifname: String,
+    },
     /// Remove the shared source check unless a narwhal link other than
     /// `except` uses it (the undo of [`Step::EnsureSourceCheck`]).
     ReleaseSourceCheck {
@@ -119,24 +121,21 @@ impl Step {
             Step::AddFilter(f) => Some(Step::DelFilter {
                 ifname: f.ifname.clone(),
             }),
-            _ => None,
-        }
-    }
-
-    /// The undo of a conditional step that did make its change.
-    pub fn undo_of_created(&self, host_if: &str) -> Option<Step> {
-        match self {
-            Step::EnsureSourceCheck => Some(Step::ReleaseSourceCheck {
-                except: host_if.to_string(),
+            // a conditional step: undone only if it made its change
+            Step::EnsureSourceCheck { ifname } => Some(Step::ReleaseSourceCheck {
+                except: ifname.clone(),
             }),
-            _ => self.undo(),
+            _ => None,
         }
     }
 
     /// Steps that may find nothing to do; they are not counted by failure
     /// injection and print only when they change something.
     pub fn is_conditional(&self) -> bool {
-        matches!(self, Step::DelStaleFilter { .. } | Step::EnsureSourceCheck)
+        matches!(
+            self,
+            Step::DelStaleFilter { .. } | Step::EnsureSourceCheck { .. }
+        )
     }
 }
 
@@ -166,7 +165,7 @@ impl fmt::Display for Step {
                 "nft delete table netdev {} (left by an earlier container)",
                 filter_table(ifname)
             ),
-            Step::EnsureSourceCheck => write!(
+            Step::EnsureSourceCheck { .. } => write!(
                 f,
                 "nft add table inet narwhal (shared source check: a packet from interface group {LINK_GROUP} must come from an address routed back out of that interface)"
             ),
@@ -297,7 +296,9 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             ifname: h.to_string(),
             alias: naming::alias(&spec.key),
         },
-        Step::EnsureSourceCheck,
+        Step::EnsureSourceCheck {
+            ifname: h.to_string(),
+        },
     ];
     if spec.paranoid {
         // before anything can come up; replaces any stale table atomically
@@ -540,6 +541,7 @@ container: link set lo up
         let s = spec(Some("198.51.100.2"), Some("2001:db8::2"), true, None);
         let undos: Vec<String> = plan_up(&s)
             .iter()
+            .filter(|s| !s.is_conditional())
             .filter_map(Step::undo)
             .map(|u| u.to_string())
             .collect();
