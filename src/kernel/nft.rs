@@ -99,7 +99,22 @@ const SO_NETNS_COOKIE: nix::libc::c_int = 71;
 
 /// This thread's network namespace, as a number no other namespace gets
 /// while the machine runs: its cookie, or its inode on kernels before 5.14.
+/// Found once per thread: filters and their marks are only ever handled in
+/// the host namespace, never inside `Netns::run`.
 fn netns_id() -> io::Result<String> {
+    thread_local! {
+        static ID: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+    }
+    ID.with(|c| {
+        if let Some(id) = c.get() {
+            return Ok(id.clone());
+        }
+        let id = find_netns_id()?;
+        Ok(c.get_or_init(|| id).clone())
+    })
+}
+
+fn find_netns_id() -> io::Result<String> {
     use nix::libc;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     // SAFETY: a datagram socket we own, closed on drop; getsockopt into a
