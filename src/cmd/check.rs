@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use crate::cli::CheckArgs;
+use crate::kernel::netns::Netns;
 use crate::kernel::{Kernel, System};
 use crate::log::Log;
 use crate::net::Side;
@@ -15,8 +16,7 @@ use crate::{engine, input, naming, target};
 /// its link: the host end's addresses (IPv4 survives a flap of the host
 /// end), else the container end's (a flap of the host end does not touch
 /// them).
-fn derive(settings: &mut Settings, host_if: &str, netns: &std::path::Path) -> Result<()> {
-    let mut k = System::open(Some(crate::kernel::netns::Netns::open(netns)?))?;
+fn derive(k: &mut impl Kernel, settings: &mut Settings, host_if: &str) -> Result<()> {
     if k.link(Side::Host, host_if)?.is_none() {
         bail!("no host interface {host_if}: give the addresses (-4/-6) to check against");
     }
@@ -52,34 +52,31 @@ pub fn run(a: CheckArgs, log: &Log) -> Result<()> {
     let what = format!("check {t}");
     let r = target::resolve(&t).with_context(|| what.clone())?;
     let key = a.oci_id.unwrap_or(r.key);
+    let mut k = System::open(Some(Netns::open(&r.netns)?)).with_context(|| what.clone())?;
     let mut settings = a.settings.0;
     if !settings.wants_network() {
         let host_if = settings
             .host_interface
             .clone()
             .unwrap_or_else(|| naming::host_ifname(&key));
-        derive(&mut settings, &host_if, &r.netns).with_context(|| what.clone())?;
+        derive(&mut k, &mut settings, &host_if).with_context(|| what.clone())?;
     }
     let spec = Config::new(&settings)?.for_target(r.netns, &key);
-    let health = engine::check(&spec, a.repair, &|s| log.info(&format!("repaired: {s}")))
-        .with_context(|| what.clone())?;
-    if !a.repair {
-        for f in &health.findings {
-            println!("{f}");
-        }
-    }
-    let bad = if a.repair {
-        health.unrepaired.len()
+    let health = engine::check_with(&mut k, &spec, a.repair, &|s| {
+        log.info(&format!("repaired: {s}"))
+    });
+    let problems: Vec<String> = if a.repair {
+        let render =
+            |e: &crate::apply::StepError| format!("not repaired: {}", crate::error::render(e));
+        health.unrepaired.iter().map(render).collect()
     } else {
-        health.findings.len()
+        health.findings.iter().map(ToString::to_string).collect()
     };
-    if a.repair {
-        for e in &health.unrepaired {
-            println!("not repaired: {}", crate::error::render(e));
-        }
+    for p in &problems {
+        println!("{p}");
     }
-    if bad > 0 {
-        bail!("{what}: {bad} problem(s) on {}", spec.host_if);
+    if !problems.is_empty() {
+        bail!("{what}: {} problem(s) on {}", problems.len(), spec.host_if);
     }
     Ok(())
 }
