@@ -575,13 +575,12 @@ impl Nl {
     }
 
     /// Whether route `r` is there (out of its link, to its destination,
-    /// via its gateway): one exact lookup, not a dump.
+    /// via its gateway): one exact lookup for a route with a destination;
+    /// for a default route (a lookup of 0.0.0.0 or :: answers with a local
+    /// route) the main table of this family, which in a container is short.
     pub async fn has_route(&self, r: &Route) -> io::Result<bool> {
         let want = self.route_message(r).await?;
-        let mut filter = RouteMessage::default();
-        filter.header.address_family = want.header.address_family;
-        let mut req = self.handle.route().get(filter).execute();
-        let same = |a: &RouteAttribute| {
+        let same = |a: &&RouteAttribute| {
             matches!(
                 a,
                 RouteAttribute::Destination(_)
@@ -589,16 +588,48 @@ impl Nl {
                     | RouteAttribute::Oif(_)
             )
         };
-        let key: Vec<&RouteAttribute> = want.attributes.iter().filter(|a| same(a)).collect();
+        let key: Vec<&RouteAttribute> = want.attributes.iter().filter(same).collect();
+        let matches = |got: &RouteMessage| {
+            let have: Vec<&RouteAttribute> = got.attributes.iter().filter(same).collect();
+            got.header.destination_prefix_length == want.header.destination_prefix_length
+                && got.header.table == want.header.table
+                && have.len() == key.len()
+                && key.iter().all(|a| have.contains(a))
+        };
+        if r.dst.is_some() {
+            let mut m = RouteMessage::default();
+            m.header.address_family = want.header.address_family;
+            m.header.destination_prefix_length = want.header.destination_prefix_length;
+            m.header.flags = RouteFlags::FibMatch;
+            m.attributes.extend(
+                want.attributes
+                    .iter()
+                    .filter(|a| {
+                        matches!(a, RouteAttribute::Destination(_) | RouteAttribute::Oif(_))
+                    })
+                    .cloned(),
+            );
+            return match self.query(RouteNetlinkMessage::GetRoute(m)).await {
+                // no route there at all
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH | nix::libc::ENOENT)
+                    ) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+                Ok(replies) => Ok(replies.iter().any(
+                    |reply| matches!(reply, RouteNetlinkMessage::NewRoute(got) if matches(got)),
+                )),
+            };
+        }
+        let mut filter = RouteMessage::default();
+        filter.header.address_family = want.header.address_family;
+        let mut req = self.handle.route().get(filter).execute();
         while let Some(got) = req.next().await {
-            let got = got.map_err(kernel_err)?;
-            if got.header.destination_prefix_length != want.header.destination_prefix_length
-                || got.header.table != want.header.table
-            {
-                continue;
-            }
-            let have: Vec<&RouteAttribute> = got.attributes.iter().filter(|a| same(a)).collect();
-            if key.iter().all(|a| have.contains(a)) && have.len() == key.len() {
+            if matches(&got.map_err(kernel_err)?) {
                 return Ok(true);
             }
         }
