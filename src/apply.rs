@@ -45,8 +45,9 @@ impl StepError {
         }
     }
 
-    /// A failed link creation with `source` and nothing to roll back (for
-    /// tests of error mapping).
+    /// A failed step with `source` and nothing to roll back (for tests of
+    /// error mapping).
+    #[cfg(test)]
     pub fn for_test(source: io::Error) -> StepError {
         StepError::new(
             &Step::DelFilter {

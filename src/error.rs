@@ -13,8 +13,6 @@ use crate::kernel::netns::NetnsError;
 use crate::kernel::OpenError;
 use crate::spec::SpecError;
 
-/// Exit status: success.
-pub const EXIT_OK: u8 = 0;
 /// Exit status: the request failed (nothing was changed, or everything
 /// was rolled back).
 pub const EXIT_FAILURE: u8 = 1;
@@ -39,8 +37,6 @@ pub mod cni_code {
     pub const DECODE: u32 = 6;
     /// Invalid network config.
     pub const INVALID_CONFIG: u32 = 7;
-    /// Try again later.
-    pub const TRY_AGAIN: u32 = 11;
     /// STATUS: the plugin cannot add containers now.
     pub const NOT_AVAILABLE: u32 = 50;
     /// A kernel change failed; everything this call did was undone.

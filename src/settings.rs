@@ -10,8 +10,6 @@
 //! Values stay raw strings here: their meaning is checked once, in
 //! [`crate::spec`].
 
-use std::collections::BTreeMap;
-
 /// What kind of value a setting takes (for help texts and the docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -206,14 +204,6 @@ impl Settings {
     pub fn wants_network(&self) -> bool {
         self.ipv4.is_some() || self.ipv6.is_some()
     }
-
-    /// The settings given, by annotation name (for rewriting a bundle).
-    pub fn annotations(&self) -> BTreeMap<String, String> {
-        SCHEMA
-            .iter()
-            .filter_map(|s| s.get(self).map(|v| (s.annotation(), v.to_string())))
-            .collect()
-    }
 }
 
 /// The README's settings table, generated from [`SCHEMA`].
@@ -253,7 +243,7 @@ mod tests {
             setting.set(&mut s, format!("v{i}"));
         }
         // every field was reached by exactly one setting
-        let all = s.annotations();
+        let all: Vec<&str> = SCHEMA.iter().filter_map(|t| t.get(&s)).collect();
         assert_eq!(all.len(), SCHEMA.len());
         assert_eq!(s.ipv4.as_deref(), Some("v0"));
         assert_eq!(s.paranoid.as_deref(), Some("v8"));
