@@ -291,17 +291,15 @@ fn without_libnftables(args: &[&str]) -> Output {
     ]));
     let lib = lib.trim().to_string();
     assert!(!lib.is_empty(), "libnftables.so.1 not found");
-    let script = format!("mount --bind /dev/null {lib} && exec \"$0\" \"$@\"");
+    with_mounts(&format!("mount --bind /dev/null {lib}"), args)
+}
+
+/// narwhal in a private mount namespace, after the shell commands `mounts`.
+fn with_mounts(mounts: &str, args: &[&str]) -> Output {
+    let script = format!("{mounts} && exec \"$0\" \"$@\"");
     Command::new("unshare")
-        .args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            env!("CARGO_BIN_EXE_narwhal"),
-        ])
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_narwhal"))
         .args(args)
         .output()
         .unwrap()
@@ -546,20 +544,10 @@ fn messages_name_the_cause() {
         .all(|l| l["ifname"] != "eth0"));
 
     // narwhal's own state directory unusable: the message names the path
-    let script = "mkdir -p /run/narwhal && mount -t tmpfs nwtest /run/narwhal && : > /run/narwhal/filters && exec \"$0\" \"$@\"";
-    let o = Command::new("unshare")
-        .args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            env!("CARGO_BIN_EXE_narwhal"),
-        ])
-        .args(["--netns", &netns(&c), "--paranoid", "-4", "198.51.100.78"])
-        .output()
-        .unwrap();
+    let o = with_mounts(
+        "mkdir -p /run/narwhal && mount -t tmpfs nwtest /run/narwhal && : > /run/narwhal/filters",
+        &["--netns", &netns(&c), "--paranoid", "-4", "198.51.100.78"],
+    );
     let e = fails(&o, 1);
     assert!(e.contains("/run/narwhal/filters"), "{e}");
 

@@ -28,23 +28,8 @@ const V6: &str = "2001:db8::30";
 fn podman(dir: &Path) -> Command {
     let mut c = Command::new("timeout");
     c.arg("120").arg("podman");
-    for (flag, sub) in [
-        ("--root", "storage"),
-        ("--runroot", "run"),
-        ("--tmpdir", "tmp"),
-    ] {
-        c.arg(flag).arg(dir.join(sub));
-    }
-    c.args([
-        "--storage-driver",
-        "vfs",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "file",
-        "--runtime",
-        "runc",
-    ]);
+    c.args(rt::podman_private_args(dir))
+        .args(["--runtime", "runc"]);
     c.env("CONTAINERS_CONF", dir.join("containers.conf"));
     c
 }

@@ -176,22 +176,9 @@ impl Env {
     fn podman(&self) -> Command {
         let d = self.dir.path();
         let mut c = wrapped("podman", true);
-        for (flag, sub) in [
-            ("--root", "storage"),
-            ("--runroot", "run"),
-            ("--tmpdir", "tmp"),
-            ("--hooks-dir", "hooks"),
-        ] {
-            c.arg(flag).arg(d.join(sub));
-        }
-        c.args([
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "file",
-        ]);
+        c.args(podman_private_args(d))
+            .arg("--hooks-dir")
+            .arg(d.join("hooks"));
         c
     }
 
@@ -548,4 +535,29 @@ pub fn nw_links() -> Vec<String> {
         .filter(|n| n.starts_with("nw-"))
         .map(String::from)
         .collect()
+}
+
+/// podman's options for storage, state and temporary files of its own
+/// under `dir`, and no dependence on systemd or journald.
+pub fn podman_private_args(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = Vec::new();
+    for (flag, sub) in [
+        ("--root", "storage"),
+        ("--runroot", "run"),
+        ("--tmpdir", "tmp"),
+    ] {
+        a.push(flag.into());
+        a.push(dir.join(sub).into());
+    }
+    for s in [
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ] {
+        a.push(s.into());
+    }
+    a
 }
