@@ -2,7 +2,10 @@
 # `make demo` and `make test` install what they need (apt-get) when missing.
 
 CARGO ?= cargo
-BIN := target/release/narwhal
+# Built for the host's target triple as a static-pie binary
+# (.cargo/config.toml), so it lives under target/<triple>/.
+TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+BIN := target/$(TRIPLE)/release/narwhal
 ROOT := $(shell id -u)
 
 .PHONY: all build demo demo-multihost test test-unit test-package bench bench-multihost bench-scale test-cleanup lint clean
@@ -11,6 +14,7 @@ all: build
 
 build:
 	$(CARGO) build --release --locked
+	@echo "narwhal: $(BIN)"
 
 # The main job: a runc container configured by the narwhal hook.
 demo: build

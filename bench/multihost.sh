@@ -33,7 +33,7 @@ if [ "${NARWHAL_MH_INNER:-}" != 1 ]; then
 fi
 mount -t tmpfs -o mode=0755,size=16m narwhal-mh-bench /run/netns
 
-NARWHAL=$(readlink -f "${1:-$root/target/release/narwhal}")
+NARWHAL=$(readlink -f "${1:-$root/target/$(rustc -vV | sed -n "s/^host: //p")/release/narwhal}")
 HOSTS=${2:-10}
 PER_HOST=${3:-100}
 [ -x "$NARWHAL" ] || { echo "no narwhal binary at $NARWHAL (make build)" >&2; exit 2; }

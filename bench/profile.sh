@@ -10,7 +10,7 @@
 # (bench/attrib.py).
 #
 # Usage: bench/profile.sh [NARWHAL_BINARY] [RUNS]   (default
-# target/release/narwhal, 100). Root. NWP_EXISTING=N first makes N
+# target/<host triple>/release/narwhal, 100). Root. NWP_EXISTING=N first makes N
 # dual-stack narwhal containers (198.18.0.0/15, 2001:db8:1::/64), so the
 # numbers show the setup on a host with N containers; NARWHAL_PROTO is
 # passed on to narwhal (prototypes, see src/proto.rs). Same isolation as bench/run.sh: a
@@ -150,7 +150,7 @@ EOF
 	exit 0
 fi
 
-nw=${1:-target/release/narwhal}
+nw=${1:-target/$(rustc -vV | sed -n "s/^host: //p")/release/narwhal}
 runs=${2:-100}
 case $nw in /*) ;; *) nw=$PWD/$nw ;; esac
 [ -x "$nw" ] || { echo "bench/profile.sh: no narwhal binary at $nw" >&2; exit 2; }

@@ -4,7 +4,7 @@
 # do not use narwhal; scaling with 1000 containers; throughput; peak RSS.
 #
 # Usage: bench/run.sh [NARWHAL_BINARY] [driver options...]
-#   NARWHAL_BINARY   default target/release/narwhal (`make bench` builds it)
+#   NARWHAL_BINARY   default target/<host triple>/release/narwhal (`make bench` builds it)
 #   driver options   e.g. --iterations 50 --scale 0,100 (bench/driver.py --help)
 # Env: NARWHAL_BENCH_STRICT=1 exits 3 when a target fails.
 #
@@ -31,11 +31,11 @@ if [ "${NARWHAL_BENCH_INNER:-}" = 1 ]; then
 	exec python3 "$here/driver.py" "$@"
 fi
 
-bin=${1:-target/release/narwhal}
+bin=${1:-target/$(rustc -vV | sed -n "s/^host: //p")/release/narwhal}
 [ $# -gt 0 ] && shift
 case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
 if [ ! -x "$bin" ]; then
-	echo "bench/run.sh: no narwhal binary at $bin (build it: cargo build --release, or make bench)" >&2
+	echo "bench/run.sh: no narwhal binary at $bin (build it: make build, or make bench)" >&2
 	exit 2
 fi
 if [ "$(id -u)" != 0 ]; then

@@ -27,7 +27,7 @@ if [ "${NARWHAL_SCALE_INNER:-}" = 1 ]; then
 	exec python3 "$here/scale.py" "$@"
 fi
 
-bin=${1:-target/release/narwhal}
+bin=${1:-target/$(rustc -vV | sed -n "s/^host: //p")/release/narwhal}
 [ $# -gt 0 ] && shift
 case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
 [ -x "$bin" ] || { echo "bench/scale.sh: no narwhal binary at $bin" >&2; exit 2; }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::net::UdpSocket;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -282,16 +283,18 @@ fn marks() -> Vec<String> {
     }
 }
 
-/// narwhal with libnftables out of reach (a private mount namespace where
-/// the library is an empty file).
-fn without_libnftables(args: &[&str]) -> Output {
-    let lib = run_ok(Command::new("sh").args([
-        "-c",
-        "ldconfig -p | sed -n 's/.*libnftables.so.1 .*=> //p' | head -1",
-    ]));
-    let lib = lib.trim().to_string();
-    assert!(!lib.is_empty(), "libnftables.so.1 not found");
-    with_mounts(&format!("mount --bind /dev/null {lib}"), args)
+/// narwhal with `nft` out of reach (a private mount namespace where the
+/// directory that holds it is an empty tmpfs).
+fn without_nft(args: &[&str]) -> Output {
+    let nft = run_ok(Command::new("sh").args(["-c", "readlink -f \"$(command -v nft)\""]));
+    let dir = Path::new(nft.trim())
+        .parent()
+        .expect("nft not found")
+        .to_owned();
+    with_mounts(
+        &format!("mount -t tmpfs narwhal-test {}", dir.display()),
+        args,
+    )
 }
 
 /// narwhal in a private mount namespace, after the shell commands `mounts`.
@@ -306,7 +309,7 @@ fn with_mounts(mounts: &str, args: &[&str]) -> Output {
 }
 
 /// Item 5: A `--paranoid` run that fails leaves no mark; a plain setup never
-/// needs libnftables once the shared source check is there.
+/// needs nft once the shared source check is there.
 #[test]
 fn a_failed_paranoid_run_leaves_no_mark_and_blocks_nothing() {
     require_root!();
@@ -318,18 +321,16 @@ fn a_failed_paranoid_run_leaves_no_mark_and_blocks_nothing() {
     let mine = |m: &String| m.ends_with(&format!("-nw-{}", c.pid()));
     let host_before = snapshot(None);
     let ns = netns(&c);
-    let o = without_libnftables(&["--netns", &ns, "--paranoid", "-4", "198.51.100.68"]);
+    let o = without_nft(&["--netns", &ns, "--paranoid", "-4", "198.51.100.68"]);
     let e = fails(&o, 1);
-    assert!(e.contains("libnftables"), "{e}");
+    assert!(
+        e.contains("nft not found") && e.contains("nftables package"),
+        "{e}"
+    );
     assert!(!marks().iter().any(mine), "a failed run left a mark");
     assert_eq!(snapshot(None), host_before);
-    ok(&without_libnftables(&[
-        "--netns",
-        &ns,
-        "-4",
-        "198.51.100.68",
-    ]));
-    ok(&without_libnftables(&["remove", "--netns", &ns]));
+    ok(&without_nft(&["--netns", &ns, "-4", "198.51.100.68"]));
+    ok(&without_nft(&["remove", "--netns", &ns]));
 }
 
 /// Read a counter from `/proc/net/snmp` (IPv4) of this namespace.

@@ -1,7 +1,7 @@
 //! The `--paranoid` anti-spoofing filter: one nftables `netdev` table per
 //! container, hooked on ingress (and, Linux 5.16+, egress) of the host
-//! interface, applied in-process through libnftables, loaded at run time
-//! (libloading), so narwhal runs without it unless `--paranoid` is used.
+//! interface, applied with `nft` (package nftables) as one transaction;
+//! and the host-wide source check every narwhal link shares.
 //!
 //! The ruleset text is built by [`filter_ruleset`], a pure function.
 
@@ -88,7 +88,7 @@ pub fn delete_ruleset(ifname: &str) -> String {
 /// named `<netns cookie>-<ifname>`. A filter table outlives its interface
 /// (the container may stop without teardown) and would attach to the next
 /// interface of that name; the mark lets setup and teardown find such a
-/// table with one `stat` instead of loading libnftables every time. The
+/// table with one `stat` instead of running nft every time. The
 /// namespace cookie is never reused while the machine runs (unlike an
 /// inode number), so a mark never matches a later namespace. /run is
 /// emptied at boot, like the ruleset.
@@ -297,64 +297,56 @@ pub fn has_source_check() -> io::Result<bool> {
     super::nfnetlink::chain_exists(1, SOURCE_CHECK_TABLE, SOURCE_CHECK_CHAIN)
 }
 
-const LIBNFTABLES: &str = "libnftables.so.1";
+/// Where `nft` is looked for, in this order (a runtime runs hooks with an
+/// empty environment, so PATH is not relied on).
+const NFT_PATHS: [&str; 4] = [
+    "/usr/sbin/nft",
+    "/sbin/nft",
+    "/usr/bin/nft",
+    "/usr/local/sbin/nft",
+];
 
 /// Run an nft script in this thread's network namespace, atomically (one
-/// transaction). Errors carry nft's own message.
+/// transaction): `nft` from the nftables package, the script as its
+/// command buffer (what `nft -f` does with a file). A child process starts
+/// in the namespace of the thread that makes it. Errors carry nft's own
+/// first line. narwhal itself is linked statically (it starts faster) and
+/// so cannot load libnftables in-process.
 pub fn run(script: &str) -> io::Result<()> {
-    use std::ffi::{c_char, c_int, c_void, CStr, CString};
-    type CtxNew = unsafe extern "C" fn(u32) -> *mut c_void;
-    type CtxFree = unsafe extern "C" fn(*mut c_void);
-    type BufferError = unsafe extern "C" fn(*mut c_void) -> c_int;
-    type GetErrorBuffer = unsafe extern "C" fn(*mut c_void) -> *const c_char;
-    type RunCmd = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
-
-    let cmd = CString::new(script).map_err(|_| io::Error::other("nft script contains NUL"))?;
-    let missing = |e: libloading::Error| {
-        io::Error::new(
+    use std::process::{Command, Stdio};
+    let Some(nft) = NFT_PATHS.iter().map(Path::new).find(|p| p.exists()) else {
+        return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("cannot use {LIBNFTABLES} (install the nftables package): {e}"),
-        )
+            format!(
+                "nft not found in {} (install the nftables package)",
+                NFT_PATHS.join(", ")
+            ),
+        ));
     };
-    // SAFETY: libnftables' documented C API, used as documented: a context
-    // per call, freed before returning; the library outlives every call.
-    unsafe {
-        let lib = libloading::Library::new(LIBNFTABLES).map_err(missing)?;
-        let ctx_new = lib.get::<CtxNew>(b"nft_ctx_new").map_err(missing)?;
-        let ctx_free = lib.get::<CtxFree>(b"nft_ctx_free").map_err(missing)?;
-        let buffer_error = lib
-            .get::<BufferError>(b"nft_ctx_buffer_error")
-            .map_err(missing)?;
-        let get_error = lib
-            .get::<GetErrorBuffer>(b"nft_ctx_get_error_buffer")
-            .map_err(missing)?;
-        let run_cmd = lib
-            .get::<RunCmd>(b"nft_run_cmd_from_buffer")
-            .map_err(missing)?;
-        let ctx = ctx_new(0);
-        if ctx.is_null() {
-            return Err(io::Error::other("nft_ctx_new failed"));
-        }
-        buffer_error(ctx);
-        let rc = run_cmd(ctx, cmd.as_ptr());
-        let res = if rc == 0 {
-            Ok(())
-        } else {
-            let e = get_error(ctx);
-            let msg = if e.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(e).to_string_lossy().into_owned()
-            };
-            let first = msg
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("nft command failed")
-                .trim()
-                .to_string();
-            Err(io::Error::other(first))
-        };
-        ctx_free(ctx);
-        res
+    let out = Command::new(nft)
+        .arg(script)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot run {}: {e} (install the nftables package)",
+                    nft.display()
+                ),
+            )
+        })?;
+    if out.status.success() {
+        return Ok(());
     }
+    let msg = String::from_utf8_lossy(&out.stderr);
+    let first = msg
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map_or_else(|| format!("nft failed ({})", out.status), str::to_string);
+    Err(io::Error::other(first))
 }

@@ -2,7 +2,7 @@
 # The main job, end to end: a runc container whose network narwhal sets up
 # as its OCI hook, before the container's first process starts.
 #
-#   tests/e2e/demo.sh [NARWHAL]      (default: target/release/narwhal; as root)
+#   tests/e2e/demo.sh [NARWHAL]      (default: target/<host triple>/release/narwhal; as root)
 #
 # Everything happens in a private network namespace that stands for the
 # host (ip netns narwhal-demo-PID): runc, the hook's host side and the
@@ -15,7 +15,7 @@
 # happens, the trap removes what the script made.
 set -euo pipefail
 
-NARWHAL=${1:-target/release/narwhal}
+NARWHAL=${1:-target/$(rustc -vV | sed -n "s/^host: //p")/release/narwhal}
 V4=198.51.100.10
 V6=2001:db8::10
 PORT=8080

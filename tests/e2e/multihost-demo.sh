@@ -2,7 +2,7 @@
 # Many hosts: containers on two hosts reach each other over plain routing;
 # each host's BIRD announces its narwhal routes to a router with BGP.
 #
-#   tests/e2e/multihost-demo.sh [NARWHAL]   (default: target/release/narwhal; as root)
+#   tests/e2e/multihost-demo.sh [NARWHAL]   (default: target/<host triple>/release/narwhal; as root)
 #
 # Everything lives in network namespaces this script creates (ip netns
 # mh-*-PID): a router, two hosts wired to it with veth pairs, and a
@@ -173,7 +173,7 @@ mh_setup_work() {
 [ "${MH_LIB:-}" = 1 ] && return 0
 
 # --- the demo ---------------------------------------------------------------
-NARWHAL=${1:-target/release/narwhal}
+NARWHAL=${1:-target/$(rustc -vV | sed -n "s/^host: //p")/release/narwhal}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { echo "multihost-demo.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run me as root"

@@ -136,8 +136,12 @@ DEB=${debs[0]}
 ok "make deb: $(basename "$DEB")"
 
 depends=$(dpkg-deb -f "$DEB" Depends)
-check "Depends is minimal (no iproute2): '$depends'" \
-    bash -c '[[ "$1" != *iproute2* ]] && [[ "$1" == libc6* ]]' _ "$depends"
+# a static binary: nothing but nft (the source check and --paranoid filters)
+check "Depends is minimal (nftables, no iproute2): '$depends'" \
+    bash -c '[[ "$1" != *iproute2* ]] && [[ "$1" == *nftables* ]]' _ "$depends"
+dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/bin/narwhal >"$WORK/narwhal.bin"
+check "the packaged binary is static-pie (no ELF interpreter, no shared libraries, position-independent)" \
+    bash -c '! readelf -lW "$1" | grep -q INTERP && ! readelf -dW "$1" | grep -q NEEDED && readelf -hW "$1" | grep -q "DYN "' _ "$WORK/narwhal.bin"
 check "package licence metadata: usr/share/doc/narwhal/copyright names MIT OR Apache-2.0" \
     bash -c 'dpkg-deb --fsys-tarfile "$1" | tar -xO ./usr/share/doc/narwhal/copyright | grep -q "MIT OR Apache-2.0"' _ "$DEB"
 
