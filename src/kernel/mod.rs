@@ -203,7 +203,13 @@ impl Kernel for System {
         self.rt.block_on(self.nl(side)?.holder(addr))
     }
     fn set_sysctl(&mut self, side: Side, sysctl: &Sysctl) -> io::Result<()> {
-        self.sysctls(side)?.write(sysctl)
+        let nl = self.nl(side)?;
+        if self.rt.block_on(nl.set_conf(sysctl))? {
+            return Ok(());
+        }
+        self.sysctls(side)?.write(sysctl)?;
+        nl.noted(sysctl);
+        Ok(())
     }
     fn sysctl(&mut self, side: Side, sysctl: &Sysctl) -> io::Result<String> {
         self.sysctls(side)?.read(sysctl)

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, Inet6DevConf, InetDevConf, InfoData,
+    InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -47,13 +48,90 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 
 use super::netns::{Netns, NetnsError};
 use crate::naming::ALIAS_PREFIX;
-use crate::net::{Addr, Family, Holder, Link, Neigh, Route, Veth, RTPROT_NARWHAL};
+use crate::net::{Addr, Family, Holder, Link, Neigh, Route, Sysctl, Veth, RTPROT_NARWHAL};
 
 /// An rtnetlink socket bound to one network namespace.
 pub struct Nl {
     handle: Handle,
     index: RefCell<HashMap<String, u32>>,
+    /// Each looked-up link's per-interface settings, as its RTM_GETLINK
+    /// reported them, updated with what narwhal sets afterwards.
+    conf: RefCell<HashMap<String, Conf>>,
 }
+
+/// A link's IPv4 and IPv6 settings from `IFLA_AF_SPEC` of an RTM_GETLINK
+/// reply (`IFLA_INET_CONF`, `IFLA_INET6_CONF`, `IFLA_INET6_ADDR_GEN_MODE`).
+#[derive(Debug, Clone, Default)]
+struct Conf {
+    v4: Option<InetDevConf>,
+    v6: Option<Inet6DevConf>,
+    addr_gen_mode: Option<u8>,
+}
+
+impl Conf {
+    fn of(msg: &LinkMessage) -> Conf {
+        let mut c = Conf::default();
+        for a in &msg.attributes {
+            let LinkAttribute::AfSpecUnspec(families) = a else {
+                continue;
+            };
+            for f in families {
+                match f {
+                    AfSpecUnspec::Inet(v) => {
+                        for x in v {
+                            if let AfSpecInet::DevConf(d) = x {
+                                c.v4 = Some(*d);
+                            }
+                        }
+                    }
+                    AfSpecUnspec::Inet6(v) => {
+                        for x in v {
+                            match x {
+                                AfSpecInet6::DevConf(d) => c.v6 = Some(*d),
+                                AfSpecInet6::AddrGenMode(m) => c.addr_gen_mode = Some(m.into()),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        c
+    }
+
+    /// The value of the setting `s` names, where the reply carried it.
+    fn get(&self, s: &Sysctl) -> Option<i32> {
+        match (s.family, s.name) {
+            (Family::V4, "rp_filter") => self.v4.map(|c| c.rp_filter),
+            (Family::V4, "forwarding") => self.v4.map(|c| c.forwarding),
+            (Family::V6, "addr_gen_mode") => self.addr_gen_mode.map(i32::from),
+            (Family::V6, "disable_ipv6") => self.v6.map(|c| c.disable_ipv6),
+            (Family::V6, "autoconf") => self.v6.map(|c| c.autoconf),
+            (Family::V6, "accept_ra") => self.v6.map(|c| c.accept_ra),
+            (Family::V6, "forwarding") => self.v6.map(|c| c.forwarding),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, s: &Sysctl, value: i32) {
+        match (s.family, s.name) {
+            (Family::V4, "rp_filter") => self.v4.iter_mut().for_each(|c| c.rp_filter = value),
+            (Family::V4, "forwarding") => self.v4.iter_mut().for_each(|c| c.forwarding = value),
+            (Family::V6, "addr_gen_mode") => self.addr_gen_mode = u8::try_from(value).ok(),
+            (Family::V6, "disable_ipv6") => self.v6.iter_mut().for_each(|c| c.disable_ipv6 = value),
+            (Family::V6, "autoconf") => self.v6.iter_mut().for_each(|c| c.autoconf = value),
+            (Family::V6, "accept_ra") => self.v6.iter_mut().for_each(|c| c.accept_ra = value),
+            (Family::V6, "forwarding") => self.v6.iter_mut().for_each(|c| c.forwarding = value),
+            _ => {}
+        }
+    }
+}
+
+/// The loopback device has index 1 in every network namespace (Linux
+/// registers it first, `LOOPBACK_IFINDEX`): no lookup needed.
+const LOOPBACK: &str = "lo";
+const LOOPBACK_INDEX: u32 = 1;
 
 /// How long narwhal waits for the kernel to finish a change in its work
 /// queues (see the module documentation) before it gives up.
@@ -124,6 +202,7 @@ impl Nl {
         Nl {
             handle,
             index: RefCell::default(),
+            conf: RefCell::default(),
         }
     }
 
@@ -223,6 +302,9 @@ impl Nl {
     }
 
     async fn index(&self, name: &str) -> io::Result<u32> {
+        if name == LOOPBACK {
+            return Ok(LOOPBACK_INDEX);
+        }
         if let Some(i) = self.index.borrow().get(name) {
             return Ok(*i);
         }
@@ -315,6 +397,9 @@ impl Nl {
                 }
             }
             Some(Ok(msg)) => {
+                self.conf
+                    .borrow_mut()
+                    .insert(name.to_string(), Conf::of(&msg));
                 let st = link_state(msg);
                 self.index.borrow_mut().insert(name.to_string(), st.index);
                 Ok(Some(st))
@@ -330,6 +415,51 @@ impl Nl {
             out.push(link_state(m.map_err(kernel_err)?));
         }
         Ok(out)
+    }
+
+    /// Apply setting `s` where netlink can, without `/proc/sys`: nothing to
+    /// do if the link's RTM_GETLINK (made anyway, to find its index)
+    /// reported the value already; IPv4 `rp_filter` and IPv6
+    /// `addr_gen_mode` over RTM_SETLINK (`IFLA_AF_SPEC`, flat however many
+    /// namespaces the host has, unlike a `/proc/sys` lookup). `Ok(false)`:
+    /// write it to `/proc/sys` (then [`Nl::noted`]). IPv4 `forwarding`
+    /// stays a `/proc/sys` write: only that path also turns LRO off.
+    pub async fn set_conf(&self, s: &Sysctl) -> io::Result<bool> {
+        let Ok(value) = s.value.parse::<i32>() else {
+            return Ok(false);
+        };
+        let index = self.index(&s.ifname).await?;
+        if self.conf.borrow().get(&s.ifname).and_then(|c| c.get(s)) == Some(value) {
+            return Ok(true);
+        }
+        let af = match (s.family, s.name, u8::try_from(value)) {
+            (Family::V4, "rp_filter", _) if value > 0 => {
+                let mut conf = InetDevConf::default();
+                conf.rp_filter = value;
+                // only the non-zero fields are sent
+                AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])
+            }
+            (Family::V6, "addr_gen_mode", Ok(mode)) => {
+                AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::from(mode))])
+            }
+            _ => return Ok(false),
+        };
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::AfSpecUnspec(vec![af]));
+        self.ack(RouteNetlinkMessage::SetLink(m), 0).await?;
+        self.noted(s);
+        Ok(true)
+    }
+
+    /// Setting `s` now has its value (written to `/proc/sys`).
+    pub fn noted(&self, s: &Sysctl) {
+        if let (Ok(v), Some(c)) = (
+            s.value.parse::<i32>(),
+            self.conf.borrow_mut().get_mut(&s.ifname),
+        ) {
+            c.set(s, v);
+        }
     }
 
     pub async fn set_alias(&self, name: &str, alias: &str) -> io::Result<()> {
@@ -352,8 +482,8 @@ impl Nl {
         m.header.change_mask = LinkFlags::Up;
         let index = m.header.index;
         self.ack(RouteNetlinkMessage::SetLink(m), 0).await?;
-        if !up {
-            return Ok(());
+        if !up || index == LOOPBACK_INDEX {
+            return Ok(()); // a loopback has no carrier to wait for
         }
         // Up turns the carrier on at both ends of a veth pair whose other
         // end is up; make the kernel finish that change at both ends.
@@ -396,6 +526,7 @@ impl Nl {
         let mut m = LinkMessage::default();
         m.header.index = self.index(name).await?;
         self.index.borrow_mut().remove(name);
+        self.conf.borrow_mut().remove(name);
         self.ack(RouteNetlinkMessage::DelLink(m), 0).await
     }
 
