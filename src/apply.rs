@@ -711,11 +711,11 @@ mod tests {
             text,
             [
                 format!(
-                    "missing: host: neigh add 198.51.100.2 lladdr {} nud permanent dev nw-42",
+                    "missing: host: neigh add 2001:db8::2 lladdr {} nud permanent dev nw-42",
                     crate::net::format_mac(&naming::container_mac("42"))
                 ),
                 format!(
-                    "missing: host: neigh add 2001:db8::2 lladdr {} nud permanent dev nw-42",
+                    "missing: host: neigh add 198.51.100.2 lladdr {} nud permanent dev nw-42",
                     crate::net::format_mac(&naming::container_mac("42"))
                 ),
                 "missing: host: route add 198.51.100.2/32 dev nw-42 src 169.254.0.1".to_string(),

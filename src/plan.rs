@@ -341,7 +341,10 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         }
     }
 
-    // (container address, host address) per configured family, IPv4 first
+    // (container address, host address) per configured family, IPv4 first;
+    // addresses are added IPv6 first: the kernel finishes adding an IPv6
+    // address (its local route) in a work queue, which then runs while
+    // the IPv4 steps are made
     let pairs: Vec<(IpAddr, IpAddr)> = spec
         .ipv4
         .map(|p| (p.container.into(), p.host.into()))
@@ -349,13 +352,12 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
         .chain(spec.ipv6.map(|p| (p.container.into(), p.host.into())))
         .collect();
 
-    // Container side. Addresses go on while the link is down: IPv6
-    // finishes adding one (its local route) in a work queue, which the
-    // kernel layer waits for; with the link down by then, the kernel adds
-    // no route to the peer of its own, so the IPv6 peer routes below are
-    // the only ones, however the host's scheduling goes.
-    let mut routes = Vec::new();
-    for &(ctr, host) in &pairs {
+    // Container side. Addresses go on while the link is down: the kernel
+    // layer waits for IPv6's work queue before the link comes up; with the
+    // link down by then, the kernel adds no route to the peer of its own,
+    // so the IPv6 peer routes below are the only ones, however the host's
+    // scheduling goes.
+    for &(ctr, host) in pairs.iter().rev() {
         steps.push(Step::AddAddr {
             side: C,
             addr: Addr {
@@ -374,6 +376,9 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
                 mac: host_mac,
             },
         });
+    }
+    let mut routes = Vec::new();
+    for &(_, host) in &pairs {
         if host.is_ipv6() {
             // IPv4 has this route already: the kernel adds one for a peer
             routes.push(route(C, c, Some(host), None, None));
@@ -388,8 +393,7 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
 
     // Host side: the route to the container is narwhal's own (protocol
     // narwhal), never one the kernel derives from the peer address.
-    let mut routes = Vec::new();
-    for &(ctr, host) in &pairs {
+    for &(ctr, host) in pairs.iter().rev() {
         steps.push(Step::AddAddr {
             side: H,
             addr: Addr {
@@ -409,6 +413,9 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
                 mac: container_mac,
             },
         });
+    }
+    let mut routes = Vec::new();
+    for &(ctr, host) in &pairs {
         // routes need the link up
         let src = host.is_ipv4().then_some(host);
         routes.push(route(H, h, Some(ctr), None, src));
@@ -480,18 +487,18 @@ container: sysctl net.ipv6.conf.eth0.autoconf=0
 container: sysctl net.ipv6.conf.eth0.accept_ra=0
 host: sysctl net.ipv4.conf.nw-42.forwarding=1
 host: sysctl net.ipv6.conf.nw-42.force_forwarding=1
-container: addr add 198.51.100.2 peer 169.254.0.1/32 nodad dev eth0
-container: neigh add 169.254.0.1 lladdr {hm} nud permanent dev eth0
 container: addr add 2001:db8::2 peer fe80::1/128 nodad dev eth0
 container: neigh add fe80::1 lladdr {hm} nud permanent dev eth0
+container: addr add 198.51.100.2 peer 169.254.0.1/32 nodad dev eth0
+container: neigh add 169.254.0.1 lladdr {hm} nud permanent dev eth0
 container: link set eth0 up
 container: route add default via 169.254.0.1 dev eth0
 container: route add fe80::1/128 dev eth0
 container: route add default via fe80::1 dev eth0
-host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link noprefixroute nodad dev nw-42
-host: neigh add 198.51.100.2 lladdr {cm} nud permanent dev nw-42
 host: addr add fe80::1 peer 2001:db8::2/128 noprefixroute nodad dev nw-42
 host: neigh add 2001:db8::2 lladdr {cm} nud permanent dev nw-42
+host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link noprefixroute nodad dev nw-42
+host: neigh add 198.51.100.2 lladdr {cm} nud permanent dev nw-42
 host: link set nw-42 up
 host: route add 198.51.100.2/32 dev nw-42 src 169.254.0.1
 host: route add 2001:db8::2/128 dev nw-42

@@ -10,10 +10,13 @@
 //! can delay by tens of milliseconds, past narwhal's exit.
 //! - An IPv6 address (even `nodad`) gets its local route (and, if the link
 //!   is up by then, a route to its peer) only when the address work runs.
-//!   Until then nothing addressed to it is received. [`Nl::add_addr`]
-//!   waits for the local route; as the plan adds addresses while the link
-//!   is down, the kernel's peer route is then never added (it needs the
-//!   link up), whatever the timing: the routes are always the same.
+//!   Until then nothing addressed to it is received. narwhal waits for the
+//!   local route before the link comes up: [`Nl::add_addr`] on a link that
+//!   is up, [`Nl::set_up`] for addresses added while it was down (the work
+//!   runs while narwhal makes its other changes). The plan adds addresses
+//!   while the link is down, so the kernel's peer route is never added (it
+//!   needs the link up), whatever the timing: the routes are always the
+//!   same.
 //! - A carrier change (a veth end coming up turns the carrier on at both
 //!   ends) takes effect when the link-watch work runs: until then the link
 //!   drops what it should send, its operational state stays down and IPv6
@@ -54,6 +57,12 @@ use crate::net::{Addr, Family, Holder, Link, Neigh, Route, Sysctl, Veth, RTPROT_
 pub struct Nl {
     handle: Handle,
     index: RefCell<HashMap<String, u32>>,
+    /// Links seen down (by their index): an IPv6 address added to one is
+    /// waited for when it comes up, not at once (see [`Nl::add_addr`]).
+    down: RefCell<std::collections::HashSet<u32>>,
+    /// IPv6 addresses added to a link that is down, whose local route the
+    /// kernel has not been seen to add yet: `(link index, address)`.
+    pending: RefCell<Vec<(u32, Ipv6Addr)>>,
     /// Each looked-up link's per-interface settings, as its RTM_GETLINK
     /// reported them, updated with what narwhal sets afterwards.
     conf: RefCell<HashMap<String, Conf>>,
@@ -217,6 +226,8 @@ impl Nl {
         Nl {
             handle,
             index: RefCell::default(),
+            down: RefCell::default(),
+            pending: RefCell::default(),
             conf: RefCell::default(),
         }
     }
@@ -417,6 +428,11 @@ impl Nl {
                     .insert(name.to_string(), Conf::of(&msg));
                 let st = link_state(msg);
                 self.index.borrow_mut().insert(name.to_string(), st.index);
+                if st.up {
+                    self.down.borrow_mut().remove(&st.index);
+                } else {
+                    self.down.borrow_mut().insert(st.index);
+                }
                 Ok(Some(st))
             }
         }
@@ -484,19 +500,37 @@ impl Nl {
         self.ack(RouteNetlinkMessage::SetLink(m), 0).await
     }
 
-    /// Set the link up or down. Up: returns once the carrier change this
-    /// causes has taken effect at both ends of a veth pair.
+    /// Set the link up or down. Up: first waits for the IPv6 addresses
+    /// added while it was down (see [`Nl::add_addr`]); returns once the
+    /// carrier change this causes has taken effect at both ends of a veth
+    /// pair.
     pub async fn set_up(&self, name: &str, up: bool) -> io::Result<()> {
+        let index = self.index(name).await?;
+        if up {
+            let mine: Vec<Ipv6Addr> = {
+                let mut p = self.pending.borrow_mut();
+                let (mine, rest) = p.drain(..).partition(|(i, _)| *i == index);
+                *p = rest;
+                mine.into_iter().map(|(_, a)| a).collect()
+            };
+            for a in mine {
+                self.settle_local_route(index, a).await?;
+            }
+        }
         let mut m = LinkMessage::default();
-        m.header.index = self.index(name).await?;
+        m.header.index = index;
         m.header.flags = if up {
             LinkFlags::Up
         } else {
             LinkFlags::empty()
         };
         m.header.change_mask = LinkFlags::Up;
-        let index = m.header.index;
         self.ack(RouteNetlinkMessage::SetLink(m), 0).await?;
+        if up {
+            self.down.borrow_mut().remove(&index);
+        } else {
+            self.down.borrow_mut().insert(index);
+        }
         if !up || index == LOOPBACK_INDEX {
             return Ok(()); // a loopback has no carrier to wait for
         }
@@ -542,11 +576,18 @@ impl Nl {
         m.header.index = self.index(name).await?;
         self.index.borrow_mut().remove(name);
         self.conf.borrow_mut().remove(name);
+        self.pending
+            .borrow_mut()
+            .retain(|(i, _)| *i != m.header.index);
         self.ack(RouteNetlinkMessage::DelLink(m), 0).await
     }
 
     /// Add `local peer PEER/{32,128}`, no duplicate address detection.
-    /// Returns once the kernel receives packets for `local` on the link.
+    /// Once the kernel receives packets for `local` on the link, this
+    /// returns; for IPv6 on a link that is down, [`Nl::set_up`] waits for
+    /// that before it brings the link up, so the kernel's address work runs
+    /// while narwhal makes its other changes (and, the link being down when
+    /// it runs, adds no route to the peer).
     pub async fn add_addr(&self, a: &Addr) -> io::Result<()> {
         let m = self.addr_message(a).await?;
         let (index, local) = (m.header.index, a.local);
@@ -558,13 +599,19 @@ impl Nl {
         match local {
             // IPv4 installs its routes within the request
             IpAddr::V4(_) => Ok(()),
-            IpAddr::V6(a) => {
-                settle("adding the address (its local route)", || async {
-                    Ok(self.has_local_route(index, a).await?.then_some(()))
-                })
-                .await
+            IpAddr::V6(a) if self.down.borrow().contains(&index) => {
+                self.pending.borrow_mut().push((index, a));
+                Ok(())
             }
+            IpAddr::V6(a) => self.settle_local_route(index, a).await,
         }
+    }
+
+    async fn settle_local_route(&self, index: u32, a: Ipv6Addr) -> io::Result<()> {
+        settle(&format!("adding address {a} (its local route)"), || async {
+            Ok(self.has_local_route(index, a).await?.then_some(()))
+        })
+        .await
     }
 
     async fn addr_message(&self, a: &Addr) -> io::Result<AddressMessage> {
