@@ -74,7 +74,7 @@ pub struct Nl {
 struct Conf {
     v4: Option<InetDevConf>,
     v6: Option<Inet6DevConf>,
-    addr_gen_mode: Option<u8>,
+    addr_gen_mode: Option<i32>,
 }
 
 impl Conf {
@@ -97,7 +97,9 @@ impl Conf {
                         for x in v {
                             match x {
                                 AfSpecInet6::DevConf(d) => c.v6 = Some(*d),
-                                AfSpecInet6::AddrGenMode(m) => c.addr_gen_mode = Some(m.into()),
+                                AfSpecInet6::AddrGenMode(m) => {
+                                    c.addr_gen_mode = Some(i32::from(u8::from(m)))
+                                }
                                 _ => {}
                             }
                         }
@@ -109,30 +111,18 @@ impl Conf {
         c
     }
 
-    /// The value of the setting `s` names, where the reply carried it.
-    fn get(&self, s: &Sysctl) -> Option<i32> {
+    /// Where the value of the setting `s` names is kept, if the reply
+    /// carried it.
+    fn slot(&mut self, s: &Sysctl) -> Option<&mut i32> {
         match (s.family, s.name) {
-            (Family::V4, "rp_filter") => self.v4.map(|c| c.rp_filter),
-            (Family::V4, "forwarding") => self.v4.map(|c| c.forwarding),
-            (Family::V6, "addr_gen_mode") => self.addr_gen_mode.map(i32::from),
-            (Family::V6, "disable_ipv6") => self.v6.map(|c| c.disable_ipv6),
-            (Family::V6, "autoconf") => self.v6.map(|c| c.autoconf),
-            (Family::V6, "accept_ra") => self.v6.map(|c| c.accept_ra),
-            (Family::V6, "forwarding") => self.v6.map(|c| c.forwarding),
+            (Family::V4, "rp_filter") => self.v4.as_mut().map(|c| &mut c.rp_filter),
+            (Family::V4, "forwarding") => self.v4.as_mut().map(|c| &mut c.forwarding),
+            (Family::V6, "addr_gen_mode") => self.addr_gen_mode.as_mut(),
+            (Family::V6, "disable_ipv6") => self.v6.as_mut().map(|c| &mut c.disable_ipv6),
+            (Family::V6, "autoconf") => self.v6.as_mut().map(|c| &mut c.autoconf),
+            (Family::V6, "accept_ra") => self.v6.as_mut().map(|c| &mut c.accept_ra),
+            (Family::V6, "forwarding") => self.v6.as_mut().map(|c| &mut c.forwarding),
             _ => None,
-        }
-    }
-
-    fn set(&mut self, s: &Sysctl, value: i32) {
-        match (s.family, s.name) {
-            (Family::V4, "rp_filter") => self.v4.iter_mut().for_each(|c| c.rp_filter = value),
-            (Family::V4, "forwarding") => self.v4.iter_mut().for_each(|c| c.forwarding = value),
-            (Family::V6, "addr_gen_mode") => self.addr_gen_mode = u8::try_from(value).ok(),
-            (Family::V6, "disable_ipv6") => self.v6.iter_mut().for_each(|c| c.disable_ipv6 = value),
-            (Family::V6, "autoconf") => self.v6.iter_mut().for_each(|c| c.autoconf = value),
-            (Family::V6, "accept_ra") => self.v6.iter_mut().for_each(|c| c.accept_ra = value),
-            (Family::V6, "forwarding") => self.v6.iter_mut().for_each(|c| c.forwarding = value),
-            _ => {}
         }
     }
 }
@@ -460,7 +450,8 @@ impl Nl {
             return Ok(false);
         };
         let index = self.index(&s.ifname).await?;
-        if self.conf.borrow().get(&s.ifname).and_then(|c| c.get(s)) == Some(value) {
+        let now = (self.conf.borrow_mut().get_mut(&s.ifname)).and_then(|c| c.slot(s).copied());
+        if now == Some(value) {
             return Ok(true);
         }
         let af = match (s.family, s.name, u8::try_from(value)) {
@@ -485,11 +476,10 @@ impl Nl {
 
     /// Setting `s` now has its value (written to `/proc/sys`).
     pub fn noted(&self, s: &Sysctl) {
-        if let (Ok(v), Some(c)) = (
-            s.value.parse::<i32>(),
-            self.conf.borrow_mut().get_mut(&s.ifname),
-        ) {
-            c.set(s, v);
+        let mut conf = self.conf.borrow_mut();
+        let slot = conf.get_mut(&s.ifname).and_then(|c| c.slot(s));
+        if let (Ok(v), Some(slot)) = (s.value.parse::<i32>(), slot) {
+            *slot = v;
         }
     }
 
@@ -877,5 +867,51 @@ impl Nl {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setting(family: Family, name: &'static str) -> Sysctl {
+        Sysctl {
+            family,
+            ifname: "nw-x".into(),
+            name,
+            value: "0",
+        }
+    }
+
+    /// What an RTM_GETLINK reply reports is what a setup compares with,
+    /// setting by setting; a setting the reply lacks is always written.
+    #[test]
+    fn the_settings_a_link_reports_are_found_by_name() {
+        let mut v4 = InetDevConf::default();
+        v4.rp_filter = 2;
+        let mut v6 = Inet6DevConf::default();
+        v6.accept_ra = 1;
+        v6.autoconf = 1;
+        v6.disable_ipv6 = 0;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![
+            AfSpecUnspec::Inet(vec![AfSpecInet::DevConf(v4)]),
+            AfSpecUnspec::Inet6(vec![
+                AfSpecInet6::DevConf(v6),
+                AfSpecInet6::AddrGenMode(In6AddrGenMode::Eui64),
+            ]),
+        ]));
+        let mut c = Conf::of(&msg);
+        let mut get = |f, n| c.slot(&setting(f, n)).copied();
+        assert_eq!(get(Family::V4, "rp_filter"), Some(2));
+        assert_eq!(get(Family::V6, "accept_ra"), Some(1));
+        assert_eq!(get(Family::V6, "autoconf"), Some(1));
+        assert_eq!(get(Family::V6, "disable_ipv6"), Some(0));
+        assert_eq!(get(Family::V6, "addr_gen_mode"), Some(0));
+        assert_eq!(get(Family::V6, "force_forwarding"), None);
+        assert_eq!(
+            Conf::of(&LinkMessage::default()).slot(&setting(Family::V6, "autoconf")),
+            None
+        );
     }
 }
