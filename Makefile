@@ -45,7 +45,7 @@ test-cleanup:
 
 # Unprivileged part only (parsing, validation, plans).
 test-unit:
-	$(CARGO) test --locked --lib --bins
+	$(CARGO) test --locked --lib
 
 # Build the .deb, install it, run podman with the installed hook, remove it.
 test-package:

@@ -1,7 +1,18 @@
 //! Entry point: parse the command line, set up logging, dispatch, and map
 //! every mode's error to one exit status (see `narwhal::error`).
+//!
+//! narwhal provides the C `main` itself (`no_main`) and so skips std's
+//! runtime set-up, which reads `/proc/self/maps` and installs a stack
+//! overflow handler for the main thread: ~0.13 ms of every start here, and
+//! narwhal is started once per container event (BENCHMARKS.md). What of
+//! that set-up it relies on, it does itself: SIGPIPE ignored (a closed pipe
+//! is an error, not death) and stdout flushed before exit. A stack
+//! overflow in the main thread is then a plain SIGSEGV.
 
-use std::process::ExitCode;
+#![no_main]
+
+use std::ffi::{c_char, c_int};
+use std::io::Write;
 
 use clap::Parser;
 use narwhal::cli::{Cli, Command};
@@ -22,7 +33,19 @@ fn on_panic(syslog: Option<std::path::PathBuf>) {
     }));
 }
 
-fn main() -> ExitCode {
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    // SAFETY: setting a signal's disposition to "ignore" before any other
+    // thread exists
+    unsafe { nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_IGN) };
+    let status = run();
+    let _ = std::io::stdout().flush();
+    c_int::from(status)
+}
+
+/// The exit status of one run (std::env::args works without std's
+/// runtime: glibc hands the arguments to std at load time).
+fn run() -> u8 {
     if std::env::var_os("CNI_COMMAND").is_some() {
         return narwhal::cni::run();
     }
@@ -35,7 +58,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(e.exit_code() as u8);
+            return e.exit_code() as u8;
         }
     };
     let (log, res) = match cli.command {
@@ -61,7 +84,7 @@ fn main() -> ExitCode {
         }
     };
     match res {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             let mut msg = render_anyhow(&e);
             if let Some(note) = privilege_note(&e) {
@@ -70,7 +93,7 @@ fn main() -> ExitCode {
                 }
             }
             log.error(&msg);
-            ExitCode::from(exit_code(&e))
+            exit_code(&e)
         }
     }
 }

@@ -20,12 +20,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use serde_json::{json, Map, Value};
 
 use crate::allow::{AllowError, AllowList};
 use crate::cli::RuntimeArgs;
+use crate::error::EXIT_FAILURE;
 use crate::input::oci::{self, JsonError, OciError, ANNOTATION_PREFIX};
 use crate::log::{one_line, Log};
 use crate::settings;
@@ -98,8 +99,9 @@ pub struct Create {
 /// become the real runtime.
 /// `narwhal runtime …` from the raw arguments (`runtime` first): only the
 /// wrapper's own grammar is built, so every runc command Docker sends pays
-/// as little as possible.
-pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+/// as little as possible. Returns only on failure (the exit status):
+/// otherwise the runtime replaces this process.
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
     use clap::{Args, FromArgMatches};
     let cmd = RuntimeArgs::augment_args(clap::Command::new("runtime").bin_name("narwhal runtime"));
     match cmd
@@ -109,12 +111,13 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Ok(a) => run(a),
         Err(e) => {
             let _ = e.print();
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code() as u8
         }
     }
 }
 
-pub fn run(args: RuntimeArgs) -> ExitCode {
+/// Returns only on failure, with the exit status (see [`main`]).
+pub fn run(args: RuntimeArgs) -> u8 {
     let runtime = args.runtime.clone().unwrap_or_else(default_runtime);
     let create = parse_create(&args.args);
     if let Some(c) = &create {
@@ -122,7 +125,7 @@ pub fn run(args: RuntimeArgs) -> ExitCode {
             let id = c.id.as_deref().unwrap_or("(no id)");
             let msg = format!("runtime create {id}: {:#}", anyhow::Error::from(e));
             report(&syslog(), c, &msg);
-            return ExitCode::FAILURE;
+            return EXIT_FAILURE;
         }
     }
     let e = Command::new(&runtime).args(&args.args).exec();
@@ -131,7 +134,7 @@ pub fn run(args: RuntimeArgs) -> ExitCode {
         Some(c) => report(&syslog(), c, &msg),
         None => syslog().error(&msg),
     }
-    ExitCode::FAILURE
+    EXIT_FAILURE
 }
 
 /// Errors go to syslog too: the shim's message may be cut short.

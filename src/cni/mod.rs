@@ -19,7 +19,6 @@ pub mod ipam;
 pub mod result;
 
 use std::io::Read;
-use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
@@ -111,8 +110,9 @@ impl CniError {
     }
 }
 
-/// Run one CNI command; the JSON answer is on stdout.
-pub fn run() -> ExitCode {
+/// Run one CNI command; the JSON answer is on stdout. Returns the exit
+/// status.
+pub fn run() -> u8 {
     // syslog when there is one (hosts without a syslog daemon: stderr only)
     let dev_log = std::path::Path::new("/dev/log");
     let log = if dev_log.exists() {
@@ -125,13 +125,13 @@ pub fn run() -> ExitCode {
     match res {
         Ok(Some(out)) => {
             println!("{out}");
-            ExitCode::SUCCESS
+            0
         }
-        Ok(None) => ExitCode::SUCCESS,
+        Ok(None) => 0,
         Err(e) => {
             log.error(&format!("CNI: {}", e.msg));
             println!("{}", result::error(&e, &version));
-            ExitCode::FAILURE
+            crate::error::EXIT_FAILURE
         }
     }
 }
