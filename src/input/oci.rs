@@ -16,8 +16,8 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{ContainerState, State};
-use serde::de::{Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+use oci_spec::runtime::ContainerState;
+use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::request::{Request, Target};
@@ -215,33 +215,28 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
     // serde's derived structs also accept a JSON array (fields by
     // position); the state is an object.
     expect_object(bytes).map_err(|e| OciError::InvalidState(JsonError(e)))?;
-    // Typed parse: syntax, types, and duplicates of the known top-level
-    // fields (serde rejects a field given twice).
-    let state: State =
-        serde_json::from_slice(bytes).map_err(|e| OciError::InvalidState(JsonError(e)))?;
-    // Second pass for what `State` cannot tell: whether `status` was given
-    // at all (it defaults to stopped), and duplicate annotation keys (a
-    // HashMap silently keeps the last one).
-    let extras: StateExtras =
+    // One typed parse: syntax, types, and duplicates of the known
+    // top-level fields (serde rejects a field given twice) and of
+    // annotation keys.
+    let state: HookState =
         serde_json::from_slice(bytes).map_err(|e| OciError::InvalidState(JsonError(e)))?;
 
-    let id = state.id();
-    check_container_id(id)?;
-    let id = id.clone();
+    let id = state.id;
+    check_container_id(&id)?;
 
-    let stage = match explicit {
-        Some(stage) => stage,
-        None if extras.status.is_none() => return Err(OciError::NoStatus(id)),
-        None => match state.status() {
+    let stage = match (explicit, state.status) {
+        (Some(stage), _) => stage,
+        (None, Given::Absent) => return Err(OciError::NoStatus(id)),
+        (None, Given::Present(status)) => match status {
             ContainerState::Creating | ContainerState::Created => Stage::CreateRuntime,
             ContainerState::Stopped => Stage::Poststop,
             ContainerState::Running => return Err(OciError::RunningStatus(id)),
         },
     };
 
-    let annotations = match extras.annotations {
+    let annotations = match state.annotations {
         Some(NoDupMap(a)) if !a.is_empty() => a,
-        _ => match bundle_annotations(&id, state.bundle()) {
+        _ => match bundle_annotations(&id, &state.bundle) {
             Ok(a) => a,
             // At poststop a vanished or unreadable bundle must not make
             // cleanup fail: tear down with default settings. Teardown only
@@ -276,7 +271,7 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
         });
     };
     let target = match stage {
-        Stage::CreateRuntime => Some(pid_target(&id, *state.pid())?),
+        Stage::CreateRuntime => Some(pid_target(&id, state.pid)?),
         // The container process is gone; teardown works from the key.
         Stage::Poststop => None,
     };
@@ -436,13 +431,39 @@ fn read_capped(r: impl Read, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// The parts of the state `oci_spec::runtime::State` loses.
+/// The OCI state, as `oci_spec::runtime::State` reads it (same fields and
+/// types), plus what that type loses: whether `status` was given at all
+/// (it defaults to stopped there) and duplicate annotation keys (its
+/// HashMap silently keeps the last one).
 #[derive(Deserialize)]
-struct StateExtras {
+struct HookState {
+    #[serde(default, rename = "ociVersion")]
+    _version: String,
     #[serde(default)]
-    status: Option<IgnoredAny>,
+    id: String,
+    #[serde(default)]
+    status: Given<ContainerState>,
+    #[serde(default)]
+    pid: Option<i32>,
+    #[serde(default)]
+    bundle: PathBuf,
     #[serde(default)]
     annotations: Option<NoDupMap>,
+}
+
+/// A field that may be absent; unlike `Option`, `null` is no way to give
+/// it (it is parsed as a `T`, like the field of `State`).
+#[derive(Default)]
+enum Given<T> {
+    #[default]
+    Absent,
+    Present(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Given<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Given::Present)
+    }
 }
 
 /// The only part of the bundle's `config.json` narwhal needs. Minimal on
