@@ -342,24 +342,21 @@ class Scale:
             ratio = med(xs, 1) / base[(label, name)] if base.get((label, name)) else float("nan")
             L.append(f"| {label} | {level} | {name} | {med(xs, 1):.2f} | {med(xs, 0):.2f} | "
                      f"{ratio:.2f}× | {len(xs)} |")
-        if self.runc:
-            bare = med(self.runc[0][1], 0)
-            L += ["", "| `runc run` of busybox `true`, empty host | wall ms (median) | "
-                  "+ over bare | n |", "|---|---:|---:|---:|"]
-            for name, xs in self.runc:
+        def overhead(title, rows):
+            """A runtime's rows against its first (bare) row, wall time."""
+            bare = med(rows[0][1], 0)
+            L.extend(["", f"| {title} | wall ms (median) | + over bare | n |",
+                      "|---|---:|---:|---:|"])
+            for name, xs in rows:
                 m = med(xs, 0)
                 L.append(f"| {name} | {m:.2f} | +{m - bare:.2f} ms ({(m - bare) / bare:+.0%}) "
                          f"| {len(xs)} |")
+        if self.runc:
+            overhead("`runc run` of busybox `true`, empty host", self.runc)
             L += ["", f"poststop outcomes over all hook runs (warm-up included): {self.outcomes}; "
                   f"host link still there when `runc run` returned: {self.left or 'never'}"]
         if self.podman_rows:
-            bare = med(self.podman_rows[0][1], 0)
-            L += ["", "| `podman run --rm --network none` of `true`, empty host | wall ms (median) | "
-                  "+ over bare | n |", "|---|---:|---:|---:|"]
-            for name, xs in self.podman_rows:
-                m = med(xs, 0)
-                L.append(f"| {name} | {m:.2f} | +{m - bare:.2f} ms ({(m - bare) / bare:+.0%}) "
-                         f"| {len(xs)} |")
+            overhead("`podman run --rm --network none` of `true`, empty host", self.podman_rows)
             L += ["", f"poststop outcomes, cumulative after podman: {self.outcomes_podman}"]
         return "\n".join(L) + "\n"
 
