@@ -712,40 +712,30 @@ impl Nl {
         } else {
             RouteScope::Link
         };
-        let m: RouteMessage = match (dst, via) {
-            (Some(IpAddr::V4(_)), _) | (None, Some(IpAddr::V4(_))) => {
-                let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                    .output_interface(index)
-                    .scope(scope);
-                if let Some(IpAddr::V4(d)) = dst {
-                    b = b.destination_prefix(d, 32);
-                }
-                if let Some(IpAddr::V4(g)) = via {
-                    b = b.gateway(g);
-                }
-                if let Some(IpAddr::V4(s)) = r.src {
-                    b = b.pref_source(s);
-                }
-                b.build()
-            }
-            (Some(IpAddr::V6(_)), _) | (None, Some(IpAddr::V6(_))) => {
-                let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                    .output_interface(index)
-                    .scope(scope);
-                if let Some(IpAddr::V6(d)) = dst {
-                    b = b.destination_prefix(d, 128);
-                }
-                if let Some(IpAddr::V6(g)) = via {
-                    b = b.gateway(g);
-                }
-                if let Some(IpAddr::V6(s)) = r.src {
-                    b = b.pref_source(s);
-                }
-                b.build()
-            }
-            (None, None) => return Err(io::Error::from_raw_os_error(nix::libc::EINVAL)),
-        };
-        let mut m = m;
+        let first = dst
+            .or(via)
+            .ok_or_else(|| io::Error::from_raw_os_error(nix::libc::EINVAL))?;
+        // the builder refuses addresses of mixed families (its error type
+        // is not exported)
+        fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+            io::Error::new(io::ErrorKind::InvalidInput, e)
+        }
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .output_interface(index)
+            .scope(scope);
+        b.get_mut().header.address_family = family(&first);
+        if let Some(d) = dst {
+            b = b
+                .destination_prefix(d, Family::of(&d).host_len())
+                .map_err(invalid)?;
+        }
+        if let Some(g) = via {
+            b = b.gateway(g).map_err(invalid)?;
+        }
+        if let Some(src) = r.src {
+            b = b.pref_source(src).map_err(invalid)?;
+        }
+        let mut m = b.build();
         m.header.protocol = RouteProtocol::Other(RTPROT_NARWHAL);
         Ok(m)
     }
