@@ -393,18 +393,25 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
 
     // Host side: the route to the container is narwhal's own (protocol
     // narwhal), never one the kernel derives from the peer address.
+    // Addresses go on while the link is down, except IPv4's: Linux re-adds
+    // the local route of every IPv4 address of a link when it comes up,
+    // and 169.254.0.1's is one entry in a list shared by every narwhal link
+    // (a walk of the whole list per insert), so it goes on after.
+    let host_addr = |ctr: IpAddr, host: IpAddr| Step::AddAddr {
+        side: H,
+        addr: Addr {
+            ifname: h.to_string(),
+            local: host,
+            peer: ctr,
+            // IPv6 derives an address's scope from the address itself
+            scope_link: host.is_ipv4(),
+            prefix_route: false,
+        },
+    };
     for &(ctr, host) in pairs.iter().rev() {
-        steps.push(Step::AddAddr {
-            side: H,
-            addr: Addr {
-                ifname: h.to_string(),
-                local: host,
-                peer: ctr,
-                // IPv6 derives an address's scope from the address itself
-                scope_link: host.is_ipv4(),
-                prefix_route: false,
-            },
-        });
+        if host.is_ipv6() {
+            steps.push(host_addr(ctr, host));
+        }
         steps.push(Step::AddNeigh {
             side: H,
             neigh: Neigh {
@@ -414,17 +421,20 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
             },
         });
     }
-    let mut routes = Vec::new();
-    for &(ctr, host) in &pairs {
-        // routes need the link up
-        let src = host.is_ipv4().then_some(host);
-        routes.push(route(H, h, Some(ctr), None, src));
-    }
     steps.push(Step::LinkUp {
         side: H,
         ifname: h.into(),
     });
-    steps.extend(routes);
+    for &(ctr, host) in &pairs {
+        if host.is_ipv4() {
+            steps.push(host_addr(ctr, host));
+        }
+    }
+    // routes need the link up (and IPv4's, its source address)
+    for &(ctr, host) in &pairs {
+        let src = host.is_ipv4().then_some(host);
+        steps.push(route(H, h, Some(ctr), None, src));
+    }
     steps.push(Step::LinkUp {
         side: C,
         ifname: "lo".to_string(),
@@ -497,9 +507,9 @@ container: route add fe80::1/128 dev eth0
 container: route add default via fe80::1 dev eth0
 host: addr add fe80::1 peer 2001:db8::2/128 noprefixroute nodad dev nw-42
 host: neigh add 2001:db8::2 lladdr {cm} nud permanent dev nw-42
-host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link noprefixroute nodad dev nw-42
 host: neigh add 198.51.100.2 lladdr {cm} nud permanent dev nw-42
 host: link set nw-42 up
+host: addr add 169.254.0.1 peer 198.51.100.2/32 scope link noprefixroute nodad dev nw-42
 host: route add 198.51.100.2/32 dev nw-42 src 169.254.0.1
 host: route add 2001:db8::2/128 dev nw-42
 container: link set lo up
