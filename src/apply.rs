@@ -9,7 +9,7 @@ use nix::libc;
 use crate::kernel::Kernel;
 use crate::naming;
 use crate::net::{Family, Side};
-use crate::plan::{Owner, Step};
+use crate::plan::{Owner, Step, NETNS_GRACE};
 
 /// What applying one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,9 @@ pub enum Outcome {
     Done,
     /// There was nothing to do (a conditional or teardown step).
     Absent,
+    /// Linux made the change itself: the pair went with the container's
+    /// namespace ([`Step::DelLink`] with `netns_ends`).
+    ByKernel,
 }
 
 /// A step failed. Everything applied before it has been undone, or the
@@ -188,7 +191,8 @@ impl<'a, K: Kernel> Applier<'a, K> {
                     (self.on_step)(step);
                     undo.extend(step.undo());
                 }
-                Ok(Outcome::Absent) => {}
+                // (ByKernel is teardown's only)
+                Ok(Outcome::Absent | Outcome::ByKernel) => {}
                 Err(source) => {
                     let mut e = StepError::new(step, source);
                     e.notes = self.explain(step, &e.source);
@@ -268,7 +272,11 @@ impl<'a, K: Kernel> Applier<'a, K> {
             Step::AddAddr { side, addr } => done(k.add_addr(*side, addr)),
             Step::AddNeigh { side, neigh } => done(k.add_neigh(*side, neigh)),
             Step::AddRoute { side, route } => done(k.add_route(*side, route)),
-            Step::DelLink { ifname, owner } => {
+            Step::DelLink {
+                ifname,
+                owner,
+                netns_ends,
+            } => {
                 let Some(link) = k.link(Side::Host, ifname)? else {
                     return Ok(Outcome::Absent);
                 };
@@ -277,6 +285,10 @@ impl<'a, K: Kernel> Applier<'a, K> {
                         io::ErrorKind::PermissionDenied,
                         NotOurs(why),
                     ));
+                }
+                // a failed wait is no failure: narwhal deletes the link
+                if *netns_ends && matches!(k.await_removal(link.index, NETNS_GRACE), Ok(true)) {
+                    return Ok(Outcome::ByKernel);
                 }
                 match k.del_link(Side::Host, ifname) {
                     // removed by a concurrent remove/poststop since the lookup
@@ -547,7 +559,7 @@ mod tests {
         let findings = Applier::new(&mut k, &|_| {}).check(&plan_up(&spec(true)));
         assert!(findings.is_empty(), "{findings:?}");
         let (outcomes, errors) =
-            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into())));
+            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into()), false));
         assert!(errors.is_empty());
         assert!(outcomes.iter().all(|(_, o)| *o == Outcome::Done));
         assert_eq!(
@@ -555,6 +567,46 @@ mod tests {
             0,
             "{k:?}"
         );
+    }
+
+    /// Teardown of a container whose namespace ends with it: narwhal waits
+    /// for Linux to remove the pair (and deletes nothing itself), or, if it
+    /// does not within the grace, deletes the link; never waits otherwise.
+    #[test]
+    fn teardown_leaves_the_pair_to_the_kernel_when_the_namespace_ends() {
+        let owner = || Owner::Key("42".into());
+        for (netns_ends, gone, want, deleted) in [
+            (true, true, Outcome::ByKernel, false),
+            (true, false, Outcome::Done, true),
+            (false, true, Outcome::Done, true),
+        ] {
+            let mut k = Fake::new();
+            up(&mut k, &spec(true)).unwrap();
+            k.netns_gone = gone;
+            k.calls.clear();
+            let (outcomes, errors) =
+                Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", owner(), netns_ends));
+            let what = format!("netns_ends {netns_ends}, gone {gone}: {:?}", k.calls);
+            assert!(errors.is_empty(), "{what}");
+            assert_eq!(outcomes[0].1, want, "{what}");
+            assert_eq!(
+                outcomes[1].1,
+                Outcome::Done,
+                "the filter still goes: {what}"
+            );
+            assert_eq!(
+                k.calls.iter().any(|c| c.contains("link del")),
+                deleted,
+                "{what}"
+            );
+            let waited = k.calls.iter().any(|c| c.contains("await removal"));
+            assert_eq!(waited, netns_ends, "{what}");
+            assert_eq!(
+                k.links.len() + k.objects.len() + k.filters.len(),
+                0,
+                "{what}"
+            );
+        }
     }
 
     #[test]
@@ -647,7 +699,7 @@ mod tests {
         up(&mut k, &spec(true)).unwrap();
         k.fail = Some(("host: link del".into(), libc::EBUSY));
         let (outcomes, errors) =
-            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into())));
+            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into()), false));
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].step.to_string(), "host: link del nw-42");
         // the filter went although the link could not be deleted
@@ -659,7 +711,7 @@ mod tests {
     fn teardown_tolerates_what_is_already_gone_and_refuses_foreign_links() {
         let mut k = Fake::new();
         let (outcomes, errors) =
-            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into())));
+            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into()), false));
         assert!(errors.is_empty());
         assert!(outcomes.iter().all(|(_, o)| *o == Outcome::Absent));
 
@@ -672,7 +724,7 @@ mod tests {
             },
         );
         let (_, errors) =
-            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into())));
+            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into()), false));
         assert_eq!(
             errors[0].not_ours().unwrap().0,
             "narwhal did not create it (no narwhal: alias)"
@@ -691,7 +743,7 @@ mod tests {
             },
         );
         let (_, errors) =
-            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into())));
+            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("42".into()), false));
         assert!(errors.is_empty());
         assert!(k.links.is_empty());
     }

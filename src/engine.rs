@@ -118,8 +118,11 @@ pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<Vec<String>, Error> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub ifname: String,
-    /// The host link was there, was narwhal's, and is gone now.
+    /// The host link was there, was narwhal's, and narwhal deleted it.
     pub link: bool,
+    /// The host link was there, was narwhal's, and Linux removed it with
+    /// the container's namespace.
+    pub with_netns: bool,
     /// The `--paranoid` filter table was there and is gone now.
     pub filter: bool,
 }
@@ -127,15 +130,17 @@ pub struct Removed {
 impl std::fmt::Display for Removed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let table = crate::naming::filter_table(&self.ifname);
-        match (self.link, self.filter) {
-            (true, true) => write!(f, "removed {} and its filter {table}", self.ifname),
-            (true, false) => write!(f, "removed {}", self.ifname),
-            (false, true) => write!(
+        let name = &self.ifname;
+        match (self.link, self.with_netns, self.filter) {
+            (true, _, true) => write!(f, "removed {name} and its filter {table}"),
+            (true, _, false) => write!(f, "removed {name}"),
+            (false, true, true) => write!(
                 f,
-                "removed filter {table} ({} was already gone)",
-                self.ifname
+                "{name} went with the container's namespace; removed its filter {table}"
             ),
-            (false, false) => write!(f, "nothing to remove: no host interface {}", self.ifname),
+            (false, true, false) => write!(f, "{name} went with the container's namespace"),
+            (false, false, true) => write!(f, "removed filter {table} ({name} was already gone)"),
+            (false, false, false) => write!(f, "nothing to remove: no host interface {name}"),
         }
     }
 }
@@ -143,9 +148,16 @@ impl std::fmt::Display for Removed {
 /// Remove host interface `ifname` if it is `owner`'s, and its filter.
 /// Every step runs whatever fails; a missing link or filter is success
 /// (the container may have stopped and taken the link along).
-pub fn down(ifname: &str, owner: Owner, on_step: &dyn Fn(&Step)) -> Result<Removed, Error> {
+/// `netns_ends`: the container's namespace ends with the container; Linux
+/// is given a moment to remove the pair with it (see [`Step::DelLink`]).
+pub fn down(
+    ifname: &str,
+    owner: Owner,
+    netns_ends: bool,
+    on_step: &dyn Fn(&Step),
+) -> Result<Removed, Error> {
     let mut kernel = System::open(None)?;
-    down_with(&mut kernel, ifname, owner, on_step)
+    down_with(&mut kernel, ifname, owner, netns_ends, on_step)
 }
 
 /// [`down`] against any kernel.
@@ -153,9 +165,11 @@ pub fn down_with(
     kernel: &mut impl Kernel,
     ifname: &str,
     owner: Owner,
+    netns_ends: bool,
     on_step: &dyn Fn(&Step),
 ) -> Result<Removed, Error> {
-    let (outcomes, mut errors) = Applier::new(kernel, on_step).down(&plan_down(ifname, owner));
+    let plan = plan_down(ifname, owner, netns_ends);
+    let (outcomes, mut errors) = Applier::new(kernel, on_step).down(&plan);
     if errors.len() == 1 {
         let e = errors.remove(0);
         if let Some(why) = e.not_ours() {
@@ -169,11 +183,13 @@ pub fn down_with(
     if !errors.is_empty() {
         return Err(Error::Teardown(errors));
     }
-    let done = |f: fn(&Step) -> bool| outcomes.iter().any(|(s, o)| f(s) && *o == Outcome::Done);
+    let had = |f: fn(&Step) -> bool, how| outcomes.iter().any(|(s, o)| f(s) && *o == how);
+    let link = |s: &Step| matches!(s, Step::DelLink { .. });
     Ok(Removed {
         ifname: ifname.to_string(),
-        link: done(|s| matches!(s, Step::DelLink { .. })),
-        filter: done(|s| matches!(s, Step::DelFilter { .. })),
+        link: had(link, Outcome::Done),
+        with_netns: had(link, Outcome::ByKernel),
+        filter: had(|s| matches!(s, Step::DelFilter { .. }), Outcome::Done),
     })
 }
 

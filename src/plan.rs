@@ -87,10 +87,14 @@ pub enum Step {
         route: Route,
     },
     /// Teardown: delete the host link if it is `owner`'s (both ends go,
-    /// with everything on them). Absent: nothing to do.
+    /// with everything on them). Absent: nothing to do. `netns_ends`: the
+    /// container's namespace ends with the container, and Linux then
+    /// removes the pair itself; it is given up to [`NETNS_GRACE`] to do so
+    /// before narwhal deletes the link.
     DelLink {
         ifname: String,
         owner: Owner,
+        netns_ends: bool,
     },
     /// Teardown: delete narwhal's filter of `ifname`. Absent: nothing to do.
     DelFilter {
@@ -115,6 +119,7 @@ impl Step {
     pub fn undo(&self) -> Option<Step> {
         match self {
             Step::CreateVeth { veth, .. } => Some(Step::DelLink {
+                netns_ends: false,
                 ifname: veth.host.clone(),
                 owner: Owner::ThisRun,
             }),
@@ -442,13 +447,22 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
     steps
 }
 
+/// How long teardown waits for Linux to remove a pair with the container's
+/// namespace (see [`Step::DelLink`]) before deleting it itself. The
+/// namespace of a stopped container goes a few milliseconds after the
+/// runtime has reaped its last process; deleting the pair instead costs
+/// ~20-40 ms of RCU waits here (BENCHMARKS.md, "Poststop").
+pub const NETNS_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The steps that remove host interface `ifname` (if it is `owner`'s) and
 /// its `--paranoid` filter. Teardown runs every step, whatever fails.
-pub fn plan_down(ifname: &str, owner: Owner) -> Vec<Step> {
+/// `netns_ends`: see [`Step::DelLink`].
+pub fn plan_down(ifname: &str, owner: Owner, netns_ends: bool) -> Vec<Step> {
     vec![
         Step::DelLink {
             ifname: ifname.to_string(),
             owner,
+            netns_ends,
         },
         Step::DelFilter {
             ifname: ifname.to_string(),
@@ -586,7 +600,7 @@ container: link set lo up
 
     #[test]
     fn teardown_plan() {
-        let p = render(&plan_down("nw-42", Owner::Key("42".into())));
+        let p = render(&plan_down("nw-42", Owner::Key("42".into()), false));
         assert_eq!(
             p,
             "host: link del nw-42\nhost: nft delete table netdev narwhal-nw-42\n"

@@ -10,6 +10,7 @@ mod common;
 mod rt;
 
 use std::collections::BTreeSet;
+use std::process::Stdio;
 
 use common::syslog;
 
@@ -383,6 +384,89 @@ fn long_ids(r: Runtime) {
     cb.stop_and_delete();
     assert_eq!(nw_links(), Vec::<String>::new());
     assert_eq!(common::snapshot(None), before);
+}
+
+/// `runc run` / `crun run` in the foreground of a container that exits at
+/// once: the runtime made the container's namespace (no path in
+/// config.json), so it ends with the container and Linux removes the pair
+/// with it. The poststop hook waits for that instead of deleting the link
+/// itself (which costs ~20 ms of RCU waits), and when the runtime returns
+/// the link is gone all the same and the host is as before.
+fn oneshot(r: Runtime) {
+    common::private_host();
+    let before = common::snapshot(None);
+    let env = Env::new(r);
+    let name = common::unique("nwo");
+    let bundle = env.dir.path().join(&name);
+    std::fs::create_dir_all(&bundle).unwrap();
+    let spec = Spec::new(
+        &[
+            ("narwhal.ipv4", "198.51.100.30"),
+            ("narwhal.ipv6", "2001:db8::30"),
+        ],
+        "ip -o addr show dev eth0",
+    );
+    env.write_bundle(&bundle, &spec);
+    let out = common::run_ok(
+        env.cmd()
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(&name)
+            .stdin(Stdio::null()),
+    );
+    assert!(
+        out.contains("198.51.100.30") && out.contains("2001:db8::30"),
+        "the workload saw its addresses: {out}"
+    );
+    assert_eq!(
+        nw_links(),
+        Vec::<String>::new(),
+        "gone when {} returned",
+        r.name()
+    );
+    let host_if = format!("nw-{name}");
+    let msgs = env
+        .syslog
+        .wait_for("poststop", |t| t.starts_with(&format!("poststop {name}: ")));
+    let post: Vec<&str> = msgs
+        .iter()
+        .map(|m| m.text.as_str())
+        .filter(|t| t.starts_with("poststop "))
+        .collect();
+    let by_kernel = [
+        format!("poststop {name}: {host_if} went with the container's namespace"),
+        format!("poststop {name}: {host_if} already gone"),
+    ];
+    assert!(
+        post.len() == 1 && by_kernel.iter().any(|k| k == post[0]),
+        "poststop left the pair to the kernel: {post:?}"
+    );
+    assert_eq!(common::snapshot(None), before, "host as before");
+}
+
+macro_rules! oneshot_tests {
+    ($($rt:ident: $variant:expr;)*) => {$(
+        mod $rt {
+            use super::*;
+
+            #[test]
+            fn oneshot_pair_goes_with_the_namespace() {
+                require_root!();
+                oneshot($variant);
+            }
+        }
+    )*};
+}
+
+// podman gives the namespace by path (it outlives the container):
+// its poststop finds the pair gone or deletes it, as `dual_stack` checks
+mod oneshot {
+    use super::*;
+    oneshot_tests! {
+        runc: Runtime::Runc;
+        crun: Runtime::Crun;
+    }
 }
 
 macro_rules! runtime_tests {

@@ -46,9 +46,14 @@ pub fn run(stage: Option<&str>, log: &Log, allow: Option<&AllowList>) -> Result<
                 Some(h) => spec::ifname("host interface name", h).with_context(|| ctx.clone())?,
                 None => naming::host_ifname(id),
             };
-            let removed = engine::down(&ifname, Owner::Key(id.clone()), &|s| info(s))
+            let owner = Owner::Key(id.clone());
+            let removed = engine::down(&ifname, owner, input.netns_ends, &|s| info(s))
                 .with_context(|| ctx.clone())?;
-            if !removed.link {
+            if removed.with_netns {
+                info(&format_args!(
+                    "{ifname} went with the container's namespace"
+                ));
+            } else if !removed.link {
                 info(&format_args!("{ifname} already gone"));
             }
         }

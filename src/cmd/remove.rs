@@ -44,7 +44,7 @@ pub fn run(a: RemoveArgs, log: &Log) -> Result<()> {
         };
         (naming::host_ifname(&key), Owner::Key(key))
     };
-    let removed = engine::down(&ifname, owner, &|s| log.info(&s.to_string()))?;
+    let removed = engine::down(&ifname, owner, false, &|s| log.info(&s.to_string()))?;
     match gone {
         Some(why) if !removed.link && !removed.filter => println!("nothing to remove: {why}"),
         _ => println!("{removed}"),
@@ -62,7 +62,9 @@ fn remove_leftover_filter(name: &str, log: &Log) -> Result<()> {
              left, `narwhal remove --host-interface IFACE` removes it)"
         );
     };
-    let removed = engine::down(&ifname, Owner::AnyNarwhal, &|s| log.info(&s.to_string()))?;
+    let removed = engine::down(&ifname, Owner::AnyNarwhal, false, &|s| {
+        log.info(&s.to_string())
+    })?;
     println!("{removed}");
     Ok(())
 }

@@ -37,7 +37,7 @@ pub fn up(spec: &Spec, log: &Log) -> Result<Ends, Error> {
 /// Remove the pair of `key` whose host end is `host_if`; a missing link
 /// is success.
 pub fn down(host_if: &str, key: &str) -> Result<Removed, Error> {
-    engine::down(host_if, Owner::Key(key.to_string()), &|_| {})
+    engine::down(host_if, Owner::Key(key.to_string()), false, &|_| {})
 }
 
 /// `(host interface, key)` of every narwhal link on this host whose key

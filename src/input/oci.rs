@@ -52,6 +52,9 @@ pub struct HookInput {
     /// `None`: the container has neither `narwhal.ipv4` nor `narwhal.ipv6`;
     /// narwhal is off for it and must do nothing.
     pub request: Option<Request>,
+    /// Poststop: the container's network namespace ends with the container
+    /// (see [`netns_ends`]).
+    pub netns_ends: bool,
 }
 
 /// Errors reading the hook input. Messages are one lowercase line naming
@@ -256,6 +259,7 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
                         key: Some(id),
                         settings: Settings::default(),
                     }),
+                    netns_ends: false,
                 });
             }
             Err(e) => return Err(e),
@@ -268,6 +272,7 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
             stage,
             container_id: id,
             request: None,
+            netns_ends: false,
         });
     };
     let target = match stage {
@@ -283,7 +288,68 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
             key: Some(id),
             settings,
         }),
+        netns_ends: stage == Stage::Poststop && netns_ends(&state.bundle),
     })
+}
+
+/// Whether the network namespace of the container of `bundle` ends with
+/// the container: `config.json` has the runtime make a new one (a
+/// `network` namespace without `path`), and no hook hands it to someone
+/// who keeps it (Docker's `libnetwork-setkey` bind-mounts it until the
+/// daemon releases the network, after the runtime's poststop). Linux then
+/// removes narwhal's pair itself a few milliseconds after the container's
+/// last process; a namespace given by path (podman, CNI, Kubernetes,
+/// shared namespaces) may outlive it. Anything unreadable: `false`.
+pub fn netns_ends(bundle: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Config {
+        linux: Option<Linux>,
+        hooks: Option<HashMap<String, Option<Vec<Hook>>>>,
+    }
+    #[derive(Deserialize)]
+    struct Linux {
+        namespaces: Option<Vec<Namespace>>,
+    }
+    #[derive(Deserialize)]
+    struct Namespace {
+        #[serde(rename = "type")]
+        kind: String,
+        path: Option<PathBuf>,
+    }
+    #[derive(Deserialize)]
+    struct Hook {
+        path: Option<PathBuf>,
+        args: Option<Vec<String>>,
+    }
+    if !bundle.is_absolute() {
+        return false;
+    }
+    let Ok(bytes) =
+        open_regular(&bundle.join("config.json")).and_then(|f| read_capped(f, MAX_CONFIG_BYTES))
+    else {
+        return false;
+    };
+    let Ok(c) = serde_json::from_slice::<Config>(&bytes) else {
+        return false;
+    };
+    let own = c
+        .linux
+        .and_then(|l| l.namespaces)
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.kind == "network" && n.path.as_ref().is_none_or(|p| p.as_os_str().is_empty()));
+    let setkey = |s: &str| s.contains("libnetwork-setkey");
+    let kept = c
+        .hooks
+        .unwrap_or_default()
+        .into_values()
+        .flatten()
+        .flatten()
+        .any(|h| {
+            h.args.unwrap_or_default().iter().any(|a| setkey(a))
+                || h.path.is_some_and(|p| setkey(&p.to_string_lossy()))
+        });
+    own && !kept
 }
 
 /// Parses a hook stage name: `createRuntime` (also `create-runtime`) or
@@ -1212,5 +1278,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Poststop: the namespace ends with the container only when the
+    /// runtime made it (no path) and no Docker setkey hook keeps it.
+    #[test]
+    fn netns_ends_only_for_a_namespace_the_runtime_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = |path: Option<&str>| {
+            let mut n = serde_json::json!({"type": "network"});
+            if let Some(p) = path {
+                n["path"] = p.into();
+            }
+            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, n]}})
+        };
+        let setkey = serde_json::json!({"prestart": [{"path": "/usr/bin/dockerd",
+            "args": ["libnetwork-setkey", "-exec-root=/run/docker", "abc", "def"]}]});
+        let mut docker = ns(None);
+        docker["hooks"] = setkey;
+        let cases = [
+            (Some(ns(None)), true),
+            (Some(ns(Some(""))), true),
+            (Some(ns(Some("/run/netns/blue"))), false),
+            (
+                Some(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}]}})),
+                false,
+            ),
+            (Some(docker), false),
+            (Some(serde_json::json!({"linux": "not an object"})), false),
+            (None, false),
+        ];
+        for (config, want) in cases {
+            let path = dir.path().join("config.json");
+            match &config {
+                Some(c) => std::fs::write(&path, c.to_string()).unwrap(),
+                None => std::fs::remove_file(&path).unwrap(),
+            }
+            assert_eq!(netns_ends(dir.path()), want, "{config:?}");
+        }
+        assert!(!netns_ends(Path::new("relative")));
+        // parse_state sets it at poststop only
+        std::fs::write(dir.path().join("config.json"), ns(None).to_string()).unwrap();
+        let b = serde_json::json!(dir.path());
+        let post = parse_state(&with(POSTSTOP, &[("bundle", b.clone())]), None).unwrap();
+        assert!(post.netns_ends);
+        let create = with(CREATE_RUNTIME, &[("bundle", b)]);
+        assert!(!parse_state(&create, None).unwrap().netns_ends);
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::time::Duration;
 
 use super::Kernel;
 use std::net::IpAddr;
@@ -27,6 +28,9 @@ pub struct Fake {
     pub calls: Vec<String>,
     /// Fail the call whose record starts with this text, with this errno.
     pub fail: Option<(String, i32)>,
+    /// The containers' namespaces are gone: a host link whose removal is
+    /// awaited goes, as Linux removes a veth with its peer's namespace.
+    pub netns_gone: bool,
     next_index: u32,
 }
 
@@ -190,6 +194,29 @@ impl Kernel for Fake {
                 .any(|(gs, gl)| gs == s && k.split('/').nth(1) == Some(gl.as_str()))
         });
         Ok(())
+    }
+
+    fn await_removal(&mut self, index: u32, within: Duration) -> io::Result<bool> {
+        self.call(
+            Side::Host,
+            format!("await removal of link {index} ({} ms)", within.as_millis()),
+        )?;
+        let name = self
+            .links
+            .iter()
+            .find(|((s, _), l)| *s == key(Side::Host) && l.index == index)
+            .map(|((_, n), _)| n.clone());
+        let Some(name) = name else {
+            return Ok(true);
+        };
+        if !self.netns_gone {
+            return Ok(false);
+        }
+        // the kernel's deletion, not one of narwhal's calls
+        let calls = self.calls.len();
+        self.del_link(Side::Host, &name)?;
+        self.calls.truncate(calls);
+        Ok(true)
     }
 
     fn add_addr(&mut self, side: Side, a: &Addr) -> io::Result<()> {

@@ -19,6 +19,7 @@ pub mod sysctl;
 
 use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use std::net::IpAddr;
 
@@ -37,6 +38,10 @@ pub trait Kernel {
     /// Set a link up; returns once the carrier change took effect.
     fn set_up(&mut self, side: Side, name: &str) -> io::Result<()>;
     fn del_link(&mut self, side: Side, name: &str) -> io::Result<()>;
+    /// Wait up to `within` for host link `index` to be removed by someone
+    /// else (Linux, with the namespace of its peer); `Ok(true)`: it is
+    /// gone.
+    fn await_removal(&mut self, index: u32, within: Duration) -> io::Result<bool>;
     fn add_addr(&mut self, side: Side, addr: &Addr) -> io::Result<()>;
     fn add_neigh(&mut self, side: Side, neigh: &Neigh) -> io::Result<()>;
     fn add_route(&mut self, side: Side, route: &Route) -> io::Result<()>;
@@ -177,6 +182,21 @@ impl Kernel for System {
     }
     fn del_link(&mut self, side: Side, name: &str) -> io::Result<()> {
         self.rt.block_on(self.nl(side)?.del_link(name))
+    }
+    fn await_removal(&mut self, index: u32, within: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + within;
+        let watch = netlink::LinkWatch::new()?;
+        loop {
+            // subscribed first: whatever happens after this look is seen
+            if !self.rt.block_on(self.host.has_index(index))? {
+                return Ok(true);
+            }
+            match watch.deleted(index, deadline) {
+                // notifications were lost: look again
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => continue,
+                r => return r,
+            }
+        }
     }
     fn add_addr(&mut self, side: Side, addr: &Addr) -> io::Result<()> {
         self.rt.block_on(self.nl(side)?.add_addr(addr))

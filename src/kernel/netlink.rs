@@ -27,7 +27,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -179,6 +179,65 @@ fn precise_sleeps() {
     });
 }
 
+/// The link notifications of this thread's namespace, on a socket of its
+/// own, subscribed before the state it is used to watch is read (so no
+/// change in between is missed). Blocking; no runtime needed.
+pub struct LinkWatch {
+    sock: rtnetlink::sys::Socket,
+}
+
+impl LinkWatch {
+    pub fn new() -> io::Result<LinkWatch> {
+        let mut sock = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.add_membership(nix::libc::RTNLGRP_LINK)?;
+        Ok(LinkWatch { sock })
+    }
+
+    /// Wait until link `index` is deleted (`RTM_DELLINK`) or `deadline`
+    /// passes (`Ok(false)`). An overrun socket (`ENOBUFS`: notifications
+    /// were lost) is an error: the caller looks again.
+    pub fn deleted(&self, index: u32, deadline: Instant) -> io::Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use rtnetlink::packet_core::NetlinkBuffer;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // whole milliseconds, rounded up: never a busy loop near the end
+            let ms = u16::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+            if ms == 0 {
+                return Ok(false);
+            }
+            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) => continue, // the deadline check above ends the wait
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let n = self.sock.recv(&mut &mut buf[..], 0)?;
+            let mut rest = &buf[..n];
+            while let Ok(m) = NetlinkBuffer::new_checked(rest) {
+                let len = (m.length() as usize).min(rest.len());
+                if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len]) {
+                    if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) =
+                        msg.payload
+                    {
+                        if l.header.index == index {
+                            return Ok(true);
+                        }
+                    }
+                }
+                let step = (len + 3) & !3;
+                if step == 0 || step >= rest.len() {
+                    break;
+                }
+                rest = &rest[step..];
+            }
+        }
+    }
+}
+
 /// Carrier on, but the link-watch work has not run yet for the link: its
 /// operational state is still down (`RUNNING` follows the operational state,
 /// `LOWER_UP` the carrier).
@@ -272,6 +331,15 @@ impl Nl {
                 _ => None,
             })
             .ok_or_else(|| io::Error::from_raw_os_error(nix::libc::ENODEV))
+    }
+
+    /// Whether link `index` exists.
+    pub async fn has_index(&self, index: u32) -> io::Result<bool> {
+        match self.get_link(index, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Wait until no carrier change is pending for link `index` (see

@@ -284,7 +284,7 @@ impl Env {
 
     /// An OCI bundle: `runc spec` edited. The rootfs is the shared busybox
     /// tree, read-only.
-    fn write_bundle(&self, bundle: &Path, spec: &Spec) {
+    pub fn write_bundle(&self, bundle: &Path, spec: &Spec) {
         common::run_ok(Command::new("runc").arg("spec").current_dir(bundle));
         let path = bundle.join("config.json");
         let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
