@@ -240,7 +240,7 @@ class Scale:
                 "while True:\n"
                 "  try: m=s.recv(65536)\n"
                 "  except InterruptedError: continue\n"
-                "  for k in (b'link del',b'already gone',b'left to the kernel'):\n"
+                "  for k in (b'link del',b'already gone',b'went with'):\n"
                 "    if b'poststop' in m and k in m: n[k.decode()]+=1\n")
         self.sink = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", sys.executable, "-c", code],
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)

@@ -323,8 +323,12 @@ fn hook_section(r: &mut Roff) {
         "Runs after the container has stopped. narwhal deletes its host interface (which also \
          deletes the container end), found by name from the container id, or from \
          narwhal.host-interface. A link that is already gone is not an error; a link without \
-         narwhal's mark is never deleted. Note that podman does not run poststop when \
-         createRuntime failed.",
+         narwhal's mark is never deleted. When the runtime made the container's network \
+         namespace (config.json gives it no path) and no hook keeps it (Docker's \
+         libnetwork-setkey does), the namespace ends with the container and Linux removes the \
+         pair with it: narwhal waits up to 200 ms for that before it deletes the link itself. \
+         Either way the link is gone when the hook returns. Note that podman does not run \
+         poststop when createRuntime failed.",
     );
     r.control("PP", []);
     r.text([
