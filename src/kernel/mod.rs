@@ -19,7 +19,7 @@ pub mod sysctl;
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::net::IpAddr;
 
@@ -184,19 +184,7 @@ impl Kernel for System {
         self.rt.block_on(self.nl(side)?.del_link(name))
     }
     fn await_removal(&mut self, index: u32, within: Duration) -> io::Result<bool> {
-        let deadline = Instant::now() + within;
-        let watch = netlink::LinkWatch::new()?;
-        loop {
-            // subscribed first: whatever happens after this look is seen
-            if !self.rt.block_on(self.host.has_index(index))? {
-                return Ok(true);
-            }
-            match watch.deleted(index, deadline) {
-                // notifications were lost: look again
-                Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => continue,
-                r => return r,
-            }
-        }
+        self.rt.block_on(self.host.await_removal(index, within))
     }
     fn add_addr(&mut self, side: Side, addr: &Addr) -> io::Result<()> {
         self.rt.block_on(self.nl(side)?.add_addr(addr))

@@ -22,6 +22,12 @@
 //!   drops what it should send, its operational state stays down and IPv6
 //!   has not seen it come up. [`Nl::set_up`] has the kernel run that
 //!   work for both ends of the pair.
+//!
+//! Both waits sleep on the kernel's notifications ([`Events`], a socket of
+//! its own per namespace) rather than asking: the kernel's workers do that
+//! work holding the RTNL lock, for as long as lists shared by all of the
+//! host's links take to walk, and a request meanwhile spins on the lock.
+//! Asking is the fallback when notifications were lost.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -56,6 +62,9 @@ use crate::net::{Addr, Family, Holder, Link, Neigh, Route, Sysctl, Veth, RTPROT_
 /// An rtnetlink socket bound to one network namespace.
 pub struct Nl {
     handle: Handle,
+    /// Notifications waited on (`None`: the kernel refused the socket;
+    /// then narwhal asks instead).
+    events: Option<Events>,
     index: RefCell<HashMap<String, u32>>,
     /// Links seen down (by their index): an IPv6 address added to one is
     /// waited for when it comes up, not at once (see [`Nl::add_addr`]).
@@ -136,6 +145,10 @@ const LOOPBACK_INDEX: u32 = 1;
 /// queues (see the module documentation) before it gives up.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long [`Nl::set_up`] sleeps for the kernel's report that a carrier
+/// change took effect before it asks (and so has the kernel finish it).
+const CARRIER_GRACE: Duration = Duration::from_millis(100);
+
 /// Ask `done` until it answers `Some`, pausing 50 µs, then twice as long
 /// each time up to 5 ms; after [`SETTLE_TIMEOUT`], fail naming `what`.
 async fn settle<T, F, Fut>(what: &str, mut done: F) -> io::Result<T>
@@ -150,19 +163,23 @@ where
             return Ok(v);
         }
         if start.elapsed() >= SETTLE_TIMEOUT {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "the kernel did not finish {what} within {} s",
-                    SETTLE_TIMEOUT.as_secs()
-                ),
-            ));
+            return Err(timed_out(what));
         }
         // Blocking is fine: this runtime runs nothing else meanwhile.
         precise_sleeps();
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(5));
     }
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "the kernel did not finish {what} within {} s",
+            SETTLE_TIMEOUT.as_secs()
+        ),
+    )
 }
 
 /// Make this thread's sleeps end when asked: the default timer slack (50
@@ -179,61 +196,189 @@ fn precise_sleeps() {
     });
 }
 
-/// The link notifications of this thread's namespace, on a socket of its
-/// own, subscribed before the state it is used to watch is read (so no
-/// change in between is missed). Blocking; no runtime needed.
-pub struct LinkWatch {
+/// Kernel notifications of one namespace that narwhal waits on instead of
+/// asking: link changes and IPv6 routes, on a socket of its own,
+/// subscribed when the namespace's [`Nl`] is opened, so nothing after that
+/// is missed. Waiting here sleeps. Asking takes the RTNL lock, and while a
+/// kernel worker holds it (the IPv6 address work, a carrier change, each
+/// walking lists as long as the host has links) narwhal would spin on it;
+/// and each lookup of the shared `fe80::1` walks every link's route for it.
+/// Only message headers are read (no attribute parsing beyond two route
+/// attributes): the host's every link and route change comes by.
+pub struct Events {
     sock: rtnetlink::sys::Socket,
+    seen: RefCell<Seen>,
 }
 
-impl LinkWatch {
-    pub fn new() -> io::Result<LinkWatch> {
+#[derive(Default)]
+struct Seen {
+    /// IPv6 local routes added: (link, address).
+    local6: std::collections::HashSet<(u32, Ipv6Addr)>,
+    /// The flags last reported per link since [`Events::forget`];
+    /// `None`: the link was deleted.
+    links: HashMap<u32, Option<u32>>,
+    /// The socket overran: notifications were lost.
+    lost: bool,
+}
+
+impl Events {
+    /// In this thread's namespace.
+    pub fn open() -> io::Result<Events> {
+        use nix::libc::{RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK};
         let mut sock = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
         sock.bind_auto()?;
-        sock.add_membership(nix::libc::RTNLGRP_LINK)?;
-        Ok(LinkWatch { sock })
+        sock.add_membership(RTNLGRP_LINK)?;
+        sock.add_membership(RTNLGRP_IPV6_ROUTE)?;
+        Ok(Events {
+            sock,
+            seen: RefCell::default(),
+        })
     }
 
-    /// Wait until link `index` is deleted (`RTM_DELLINK`) or `deadline`
-    /// passes (`Ok(false)`). An overrun socket (`ENOBUFS`: notifications
-    /// were lost) is an error: the caller looks again.
-    pub fn deleted(&self, index: u32, deadline: Instant) -> io::Result<bool> {
+    /// Read notifications until `done` holds for what was seen
+    /// (`Ok(true)`), `deadline` passes, or notifications were lost
+    /// (`Ok(false)`: the caller asks the kernel instead).
+    fn wait(&self, deadline: Instant, done: impl Fn(&Seen) -> bool) -> io::Result<bool> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use rtnetlink::packet_core::NetlinkBuffer;
-        let mut buf = vec![0u8; 1 << 16];
         loop {
+            {
+                let seen = self.seen.borrow();
+                if done(&seen) {
+                    return Ok(true);
+                }
+                if seen.lost {
+                    return Ok(false);
+                }
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            // whole milliseconds, rounded up: never a busy loop near the end
+            // whole milliseconds, rounded up: no busy loop near the end
             let ms = u16::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
             if ms == 0 {
                 return Ok(false);
             }
             let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(0) => continue, // the deadline check above ends the wait
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
-            let n = self.sock.recv(&mut &mut buf[..], 0)?;
-            let mut rest = &buf[..n];
-            while let Ok(m) = NetlinkBuffer::new_checked(rest) {
-                let len = (m.length() as usize).min(rest.len());
-                if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len]) {
-                    if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) =
-                        msg.payload
-                    {
-                        if l.header.index == index {
-                            return Ok(true);
-                        }
-                    }
+            self.read_ready()?;
+        }
+    }
+
+    /// Record what has arrived, without blocking.
+    fn read_ready(&self) -> io::Result<()> {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match self.sock.recv(&mut &mut buf[..], nix::libc::MSG_DONTWAIT) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {
+                    self.seen.borrow_mut().lost = true;
+                    continue;
                 }
-                let step = (len + 3) & !3;
-                if step == 0 || step >= rest.len() {
-                    break;
-                }
-                rest = &rest[step..];
+                Err(e) => return Err(e),
+            };
+            self.seen.borrow_mut().record_all(&buf[..n]);
+        }
+    }
+
+    /// Drop what is known of link `index` (after reading what has
+    /// arrived): [`Events::settled`] then waits for news of a change made
+    /// after this.
+    pub fn forget(&self, index: u32) -> io::Result<()> {
+        self.read_ready()?;
+        self.seen.borrow_mut().links.remove(&index);
+        Ok(())
+    }
+
+    /// Wait for the local route of IPv6 address `addr` on link `index`.
+    pub fn local_route(&self, index: u32, addr: Ipv6Addr, deadline: Instant) -> io::Result<bool> {
+        self.wait(deadline, |s| s.local6.contains(&(index, addr)))
+    }
+
+    /// Wait for news of link `index` since [`Events::forget`] with no
+    /// carrier change pending (see [`carrier_pending`]).
+    pub fn settled(&self, index: u32, deadline: Instant) -> io::Result<bool> {
+        self.wait(deadline, |s| {
+            matches!(s.links.get(&index), Some(Some(f)) if !pending_flags(LinkFlags::from_bits_retain(*f)))
+        })
+    }
+
+    /// Whether notifications were lost (the socket overran).
+    pub fn lost(&self) -> bool {
+        self.seen.borrow().lost
+    }
+
+    /// Wait until link `index` is deleted.
+    pub fn deleted(&self, index: u32, deadline: Instant) -> io::Result<bool> {
+        self.wait(deadline, |s| matches!(s.links.get(&index), Some(None)))
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl Seen {
+    /// The notifications in one datagram.
+    fn record_all(&mut self, mut rest: &[u8]) {
+        // struct nlmsghdr: u32 length, u16 type, u16 flags, u32 seq, u32 pid
+        while rest.len() >= 16 {
+            let len = u32_at(rest, 0) as usize;
+            if len < 16 || len > rest.len() {
+                break;
             }
+            self.record(u16_at(rest, 4), &rest[16..len]);
+            rest = &rest[len.next_multiple_of(4).min(rest.len())..];
+        }
+    }
+
+    /// One notification: `kind` (`RTM_*`) and its body.
+    fn record(&mut self, kind: u16, body: &[u8]) {
+        use nix::libc::{AF_INET6, RTM_DELLINK, RTM_NEWLINK, RTM_NEWROUTE, RTN_LOCAL};
+        const RTA_DST: u16 = 1;
+        const RTA_OIF: u16 = 4;
+        match kind {
+            // struct ifinfomsg: u8 family, u8 pad, u16 type, i32 index,
+            // u32 flags, u32 change
+            RTM_NEWLINK | RTM_DELLINK if body.len() >= 16 => {
+                let index = u32_at(body, 4);
+                let flags = (kind == RTM_NEWLINK).then(|| u32_at(body, 8));
+                self.links.insert(index, flags);
+            }
+            // struct rtmsg: u8 family, dst_len, src_len, tos, table,
+            // protocol, scope, type, u32 flags; then attributes
+            RTM_NEWROUTE
+                if body.len() >= 12
+                    && i32::from(body[0]) == AF_INET6
+                    && body[1] == 128
+                    && body[7] == RTN_LOCAL =>
+            {
+                let (mut dst, mut oif) = (None, None);
+                let mut attrs = &body[12..];
+                // struct rtattr: u16 length, u16 type, payload
+                while attrs.len() >= 4 {
+                    let len = usize::from(u16_at(attrs, 0));
+                    if len < 4 || len > attrs.len() {
+                        break;
+                    }
+                    let data = &attrs[4..len];
+                    match u16_at(attrs, 2) {
+                        RTA_DST => dst = <[u8; 16]>::try_from(data).ok().map(Ipv6Addr::from),
+                        RTA_OIF if data.len() == 4 => oif = Some(u32_at(data, 0)),
+                        _ => {}
+                    }
+                    attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
+                }
+                if let (Some(d), Some(i)) = (dst, oif) {
+                    self.local6.insert((i, d));
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -242,7 +387,10 @@ impl LinkWatch {
 /// operational state is still down (`RUNNING` follows the operational state,
 /// `LOWER_UP` the carrier).
 fn carrier_pending(l: &LinkMessage) -> bool {
-    let f = l.header.flags;
+    pending_flags(l.header.flags)
+}
+
+fn pending_flags(f: LinkFlags) -> bool {
     f.contains(LinkFlags::Up | LinkFlags::LowerUp) && !f.contains(LinkFlags::Running)
 }
 
@@ -257,23 +405,28 @@ impl Nl {
     /// A socket in this thread's namespace. Must be called inside a tokio
     /// runtime; the connection task is spawned on it.
     pub fn current() -> io::Result<Nl> {
-        Ok(Self::start(rtnetlink::new_connection()?))
+        Ok(Self::start(
+            rtnetlink::new_connection()?,
+            Events::open().ok(),
+        ))
     }
 
     /// A socket inside `ns`, opened while this thread is in `ns`; the
     /// socket keeps that namespace for its whole life.
     pub fn open_in(ns: &Arc<Netns>) -> Result<io::Result<Nl>, NetnsError> {
-        let opened = ns.run(rtnetlink::new_connection)?;
-        Ok(opened.map(Self::start))
+        let (opened, events) = ns.run(|| (rtnetlink::new_connection(), Events::open()))?;
+        Ok(opened.map(|c| Self::start(c, events.ok())))
     }
 
     /// Spawn the connection task on this thread's runtime.
     fn start<M>(
         (conn, handle, _): (rtnetlink::proto::Connection<RouteNetlinkMessage>, Handle, M),
+        events: Option<Events>,
     ) -> Nl {
         tokio::spawn(conn);
         Nl {
             handle,
+            events,
             index: RefCell::default(),
             down: RefCell::default(),
             pending: RefCell::default(),
@@ -333,8 +486,23 @@ impl Nl {
             .ok_or_else(|| io::Error::from_raw_os_error(nix::libc::ENODEV))
     }
 
+    /// Wait up to `within` for link `index` to be deleted by someone else
+    /// (Linux, with its peer's namespace); `Ok(true)`: it is gone. The
+    /// notifications are subscribed since this socket was opened, before
+    /// the link was looked up.
+    pub async fn await_removal(&self, index: u32, within: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + within;
+        if let Some(ev) = &self.events {
+            if ev.deleted(index, deadline)? {
+                return Ok(true);
+            }
+        }
+        // no notifications (or lost ones): one look
+        Ok(!self.has_index(index).await?)
+    }
+
     /// Whether link `index` exists.
-    pub async fn has_index(&self, index: u32) -> io::Result<bool> {
+    async fn has_index(&self, index: u32) -> io::Result<bool> {
         match self.get_link(index, None).await {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(false),
@@ -583,6 +751,9 @@ impl Nl {
             LinkFlags::empty()
         };
         m.header.change_mask = LinkFlags::Up;
+        if let Some(ev) = &self.events {
+            ev.forget(index)?;
+        }
         self.ack(RouteNetlinkMessage::SetLink(m), 0).await?;
         if up {
             self.down.borrow_mut().remove(&index);
@@ -593,7 +764,12 @@ impl Nl {
             return Ok(()); // a loopback has no carrier to wait for
         }
         // Up turns the carrier on at both ends of a veth pair whose other
-        // end is up; make the kernel finish that change at both ends.
+        // end is up; make the kernel finish that change at both ends. The
+        // link-watch worker usually does it at once: sleep until it reports
+        // (the change itself sent the first report), then ask.
+        if let Some(ev) = &self.events {
+            ev.settled(index, Instant::now() + CARRIER_GRACE)?;
+        }
         let l = self
             .settle_link(index, None, &format!("bringing {name} up"))
             .await?;
@@ -666,7 +842,17 @@ impl Nl {
     }
 
     async fn settle_local_route(&self, index: u32, a: Ipv6Addr) -> io::Result<()> {
-        settle(&format!("adding address {a} (its local route)"), || async {
+        let what = format!("adding address {a} (its local route)");
+        if let Some(ev) = &self.events {
+            if ev.local_route(index, a, Instant::now() + SETTLE_TIMEOUT)? {
+                return Ok(());
+            }
+            if !ev.lost() {
+                return Err(timed_out(&what));
+            }
+            // notifications were lost: ask instead
+        }
+        settle(&what, || async {
             Ok(self.has_local_route(index, a).await?.then_some(()))
         })
         .await
@@ -971,5 +1157,64 @@ mod tests {
             Conf::of(&LinkMessage::default()).slot(&setting(Family::V6, "autoconf")),
             None
         );
+    }
+
+    /// A notification as the kernel sends it: header, fixed part, attributes.
+    fn msg(kind: u16, fixed: &[u8], attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = fixed.to_vec();
+        for (t, data) in attrs {
+            body.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+            body.extend_from_slice(&t.to_ne_bytes());
+            body.extend_from_slice(data);
+            body.resize(body.len().next_multiple_of(4), 0);
+        }
+        let mut m = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    fn ifinfo(index: u32, flags: u32) -> Vec<u8> {
+        let mut f = vec![0u8; 4];
+        f.extend_from_slice(&index.to_ne_bytes());
+        f.extend_from_slice(&flags.to_ne_bytes());
+        f.extend_from_slice(&0u32.to_ne_bytes());
+        f
+    }
+
+    #[test]
+    fn notifications_are_read_from_their_headers() {
+        use nix::libc::{RTM_DELLINK, RTM_NEWLINK, RTM_NEWROUTE};
+        let fe80_1: Ipv6Addr = "fe80::1".parse().unwrap();
+        // rtmsg: AF_INET6, /128, table local, type local
+        let local = [10u8, 128, 0, 0, 255, 2, 254, 2, 0, 0, 0, 0];
+        let unicast = [10u8, 128, 0, 0, 254, 77, 0, 1, 0, 0, 0, 0];
+        let oif = 7u32.to_ne_bytes();
+        let mut buf = msg(RTM_NEWLINK, &ifinfo(7, 0x1 | 0x10000), &[(3, b"nw-x\0")]);
+        buf.extend(msg(
+            RTM_NEWROUTE,
+            &local,
+            &[(1, &fe80_1.octets()), (4, &oif)],
+        ));
+        buf.extend(msg(RTM_NEWROUTE, &unicast, &[(1, &[0x20; 16]), (4, &oif)]));
+        buf.extend(msg(RTM_NEWLINK, &ifinfo(8, 0x1 | 0x10000 | 0x40), &[]));
+        buf.extend(msg(RTM_DELLINK, &ifinfo(9, 0), &[]));
+        let mut s = Seen::default();
+        s.record_all(&buf);
+        assert_eq!(s.local6.iter().collect::<Vec<_>>(), [&(7, fe80_1)]);
+        let pending = |i| s.links[&i].map(|f| pending_flags(LinkFlags::from_bits_retain(f)));
+        assert_eq!(pending(7), Some(true), "up, carrier, not running yet");
+        assert_eq!(pending(8), Some(false));
+        assert_eq!(s.links[&9], None, "deleted");
+        // a short address is no address
+        let mut s = Seen::default();
+        let cut = msg(
+            RTM_NEWROUTE,
+            &local,
+            &[(1, &fe80_1.octets()[..8]), (4, &oif)],
+        );
+        s.record_all(&cut);
+        assert!(s.local6.is_empty());
     }
 }
