@@ -208,6 +208,8 @@ fn precise_sleeps() {
 pub struct Events {
     sock: rtnetlink::sys::Socket,
     seen: RefCell<Seen>,
+    /// One datagram; allocated once.
+    buf: RefCell<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -232,6 +234,7 @@ impl Events {
         Ok(Events {
             sock,
             seen: RefCell::default(),
+            buf: RefCell::new(vec![0u8; 1 << 16]),
         })
     }
 
@@ -267,7 +270,7 @@ impl Events {
 
     /// Record what has arrived, without blocking.
     fn read_ready(&self) -> io::Result<()> {
-        let mut buf = vec![0u8; 1 << 16];
+        let mut buf = self.buf.borrow_mut();
         loop {
             let n = match self.sock.recv(&mut &mut buf[..], nix::libc::MSG_DONTWAIT) {
                 Ok(n) => n,
