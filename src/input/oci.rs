@@ -237,10 +237,17 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
         },
     };
 
+    // config.json, when it was read for its annotations: read once
+    let mut config = None;
     let annotations = match state.annotations {
         Some(NoDupMap(a)) if !a.is_empty() => a,
-        _ => match bundle_annotations(&id, &state.bundle) {
-            Ok(a) => a,
+        _ => match read_config(&id, &state.bundle)
+            .and_then(|(path, bytes)| Ok((bundle_annotations(&path, &bytes)?, bytes)))
+        {
+            Ok((a, bytes)) => {
+                config = Some(bytes);
+                a
+            }
             // At poststop a vanished or unreadable bundle must not make
             // cleanup fail: tear down with default settings. Teardown only
             // needs the container id (the key) to find the host interface;
@@ -288,7 +295,11 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
             key: Some(id),
             settings,
         }),
-        netns_ends: stage == Stage::Poststop && netns_ends(&state.bundle),
+        netns_ends: stage == Stage::Poststop
+            && match config {
+                Some(bytes) => config_netns_ends(&bytes),
+                None => netns_ends(&state.bundle),
+            },
     })
 }
 
@@ -301,6 +312,11 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
 /// last process; a namespace given by path (podman, CNI, Kubernetes,
 /// shared namespaces) may outlive it. Anything unreadable: `false`.
 pub fn netns_ends(bundle: &Path) -> bool {
+    read_config("", bundle).is_ok_and(|(_, bytes)| config_netns_ends(&bytes))
+}
+
+/// [`netns_ends`] for the bytes of a `config.json`.
+fn config_netns_ends(bytes: &[u8]) -> bool {
     #[derive(Deserialize)]
     struct Config {
         linux: Option<Linux>,
@@ -321,15 +337,7 @@ pub fn netns_ends(bundle: &Path) -> bool {
         path: Option<PathBuf>,
         args: Option<Vec<String>>,
     }
-    if !bundle.is_absolute() {
-        return false;
-    }
-    let Ok(bytes) =
-        open_regular(&bundle.join("config.json")).and_then(|f| read_capped(f, MAX_CONFIG_BYTES))
-    else {
-        return false;
-    };
-    let Ok(c) = serde_json::from_slice::<Config>(&bytes) else {
+    let Ok(c) = serde_json::from_slice::<Config>(bytes) else {
         return false;
     };
     let own = c
@@ -431,8 +439,9 @@ fn check_container_id(id: &str) -> Result<(), OciError> {
     Ok(())
 }
 
-/// The annotations of `<bundle>/config.json` (empty if it has none).
-fn bundle_annotations(id: &str, bundle: &Path) -> Result<HashMap<String, String>, OciError> {
+/// `<bundle>/config.json`: its path and its bytes (at most
+/// [`MAX_CONFIG_BYTES`]).
+fn read_config(id: &str, bundle: &Path) -> Result<(PathBuf, Vec<u8>), OciError> {
     if bundle.as_os_str().is_empty() {
         return Err(OciError::NoBundle(id.to_owned()));
     }
@@ -454,10 +463,16 @@ fn bundle_annotations(id: &str, bundle: &Path) -> Result<HashMap<String, String>
             path: show_path(&path),
         });
     }
-    let config: BundleConfig = expect_object(&bytes)
-        .and_then(|()| serde_json::from_slice(&bytes))
+    Ok((path, bytes))
+}
+
+/// The annotations of a bundle's `config.json` (`path`, `bytes`; empty if
+/// it has none).
+fn bundle_annotations(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, OciError> {
+    let config: BundleConfig = expect_object(bytes)
+        .and_then(|()| serde_json::from_slice(bytes))
         .map_err(|e| OciError::InvalidConfig {
-            path: show_path(&path),
+            path: show_path(path),
             source: JsonError(e),
         })?;
     Ok(config.annotations.map(|NoDupMap(a)| a).unwrap_or_default())
