@@ -118,11 +118,9 @@ pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<Vec<String>, Error> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub ifname: String,
-    /// The host link was there, was narwhal's, and narwhal deleted it.
-    pub link: bool,
-    /// The host link was there, was narwhal's, and Linux removed it with
-    /// the container's namespace.
-    pub with_netns: bool,
+    /// The host link: `Done` narwhal deleted it, `ByKernel` Linux removed
+    /// it with the container's namespace, `Absent` there was none.
+    pub link: Outcome,
     /// The `--paranoid` filter table was there and is gone now.
     pub filter: bool,
 }
@@ -131,16 +129,18 @@ impl std::fmt::Display for Removed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let table = crate::naming::filter_table(&self.ifname);
         let name = &self.ifname;
-        match (self.link, self.with_netns, self.filter) {
-            (true, _, true) => write!(f, "removed {name} and its filter {table}"),
-            (true, _, false) => write!(f, "removed {name}"),
-            (false, true, true) => write!(
+        match (self.link, self.filter) {
+            (Outcome::Done, true) => write!(f, "removed {name} and its filter {table}"),
+            (Outcome::Done, false) => write!(f, "removed {name}"),
+            (Outcome::ByKernel, true) => write!(
                 f,
                 "{name} went with the container's namespace; removed its filter {table}"
             ),
-            (false, true, false) => write!(f, "{name} went with the container's namespace"),
-            (false, false, true) => write!(f, "removed filter {table} ({name} was already gone)"),
-            (false, false, false) => write!(f, "nothing to remove: no host interface {name}"),
+            (Outcome::ByKernel, false) => write!(f, "{name} went with the container's namespace"),
+            (Outcome::Absent, true) => {
+                write!(f, "removed filter {table} ({name} was already gone)")
+            }
+            (Outcome::Absent, false) => write!(f, "nothing to remove: no host interface {name}"),
         }
     }
 }
@@ -183,13 +183,13 @@ pub fn down_with(
     if !errors.is_empty() {
         return Err(Error::Teardown(errors));
     }
-    let had = |f: fn(&Step) -> bool, how| outcomes.iter().any(|(s, o)| f(s) && *o == how);
-    let link = |s: &Step| matches!(s, Step::DelLink { .. });
+    let outcome = |f: fn(&Step) -> bool| {
+        (outcomes.iter().find(|(s, _)| f(s))).map_or(Outcome::Absent, |(_, o)| *o)
+    };
     Ok(Removed {
         ifname: ifname.to_string(),
-        link: had(link, Outcome::Done),
-        with_netns: had(link, Outcome::ByKernel),
-        filter: had(|s| matches!(s, Step::DelFilter { .. }), Outcome::Done),
+        link: outcome(|s| matches!(s, Step::DelLink { .. })),
+        filter: outcome(|s| matches!(s, Step::DelFilter { .. })) == Outcome::Done,
     })
 }
 

@@ -9,6 +9,7 @@
 use anyhow::{Context, Result};
 
 use crate::allow::AllowList;
+use crate::apply::Outcome;
 use crate::input::oci::{self, Stage};
 use crate::log::Log;
 use crate::plan::Owner;
@@ -49,12 +50,12 @@ pub fn run(stage: Option<&str>, log: &Log, allow: Option<&AllowList>) -> Result<
             let owner = Owner::Key(id.clone());
             let removed = engine::down(&ifname, owner, input.netns_ends, &|s| info(s))
                 .with_context(|| ctx.clone())?;
-            if removed.with_netns {
-                info(&format_args!(
+            match removed.link {
+                Outcome::ByKernel => info(&format_args!(
                     "{ifname} went with the container's namespace"
-                ));
-            } else if !removed.link {
-                info(&format_args!("{ifname} already gone"));
+                )),
+                Outcome::Absent => info(&format_args!("{ifname} already gone")),
+                Outcome::Done => {}
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use crate::apply::Outcome;
 use crate::cli::{RemoveArgs, TargetArgs};
 use crate::docker::DockerError;
 use crate::error::Error;
@@ -46,7 +47,9 @@ pub fn run(a: RemoveArgs, log: &Log) -> Result<()> {
     };
     let removed = engine::down(&ifname, owner, false, &|s| log.info(&s.to_string()))?;
     match gone {
-        Some(why) if !removed.link && !removed.filter => println!("nothing to remove: {why}"),
+        Some(why) if removed.link == Outcome::Absent && !removed.filter => {
+            println!("nothing to remove: {why}")
+        }
         _ => println!("{removed}"),
     }
     Ok(())
