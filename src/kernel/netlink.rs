@@ -203,8 +203,8 @@ fn precise_sleeps() {
 /// kernel worker holds it (the IPv6 address work, a carrier change, each
 /// walking lists as long as the host has links) narwhal would spin on it;
 /// and each lookup of the shared `fe80::1` walks every link's route for it.
-/// Only message headers are read (no attribute parsing beyond two route
-/// attributes): the host's every link and route change comes by.
+/// Only the fixed headers are parsed (and two route attributes): the
+/// host's every link and route change comes by.
 pub struct Events {
     sock: rtnetlink::sys::Socket,
     seen: RefCell<Seen>,
@@ -218,7 +218,7 @@ struct Seen {
     local6: std::collections::HashSet<(u32, Ipv6Addr)>,
     /// The flags last reported per link since [`Events::forget`];
     /// `None`: the link was deleted.
-    links: HashMap<u32, Option<u32>>,
+    links: HashMap<u32, Option<LinkFlags>>,
     /// The socket overran: notifications were lost.
     lost: bool,
 }
@@ -302,9 +302,10 @@ impl Events {
     /// Wait for news of link `index` since [`Events::forget`] with no
     /// carrier change pending (see [`carrier_pending`]).
     pub fn settled(&self, index: u32, deadline: Instant) -> io::Result<bool> {
-        self.wait(deadline, |s| {
-            matches!(s.links.get(&index), Some(Some(f)) if !pending_flags(LinkFlags::from_bits_retain(*f)))
-        })
+        self.wait(
+            deadline,
+            |s| matches!(s.links.get(&index), Some(Some(f)) if !pending_flags(*f)),
+        )
     }
 
     /// Whether notifications were lost (the socket overran).
@@ -318,64 +319,48 @@ impl Events {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_ne_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 impl Seen {
     /// The notifications in one datagram.
     fn record_all(&mut self, mut rest: &[u8]) {
-        // struct nlmsghdr: u32 length, u16 type, u16 flags, u32 seq, u32 pid
-        while rest.len() >= 16 {
-            let len = u32_at(rest, 0) as usize;
-            if len < 16 || len > rest.len() {
-                break;
-            }
-            self.record(u16_at(rest, 4), &rest[16..len]);
-            rest = &rest[len.next_multiple_of(4).min(rest.len())..];
+        use rtnetlink::packet_core::{NetlinkBuffer, NLMSG_ALIGNTO};
+        while let Ok(m) = NetlinkBuffer::new_checked(rest) {
+            self.record(m.message_type(), m.payload());
+            let next = (m.length() as usize).next_multiple_of(usize::from(NLMSG_ALIGNTO));
+            rest = rest.get(next..).unwrap_or_default();
         }
     }
 
-    /// One notification: `kind` (`RTM_*`) and its body.
+    /// One notification: `kind` (`RTM_*`) and its body. Only the fixed
+    /// headers are parsed, and of a route two attributes.
     fn record(&mut self, kind: u16, body: &[u8]) {
-        use nix::libc::{AF_INET6, RTM_DELLINK, RTM_NEWLINK, RTM_NEWROUTE, RTN_LOCAL};
-        const RTA_DST: u16 = 1;
-        const RTA_OIF: u16 = 4;
+        use netlink_packet_route::link::LinkHeader;
+        use netlink_packet_route::route::RouteHeader;
+        use nix::libc::{RTA_DST, RTA_OIF, RTM_DELLINK, RTM_NEWLINK, RTM_NEWROUTE};
+        use rtnetlink::packet_core::{parse_ipv6, parse_u32, Emitable, NlasIterator};
         match kind {
-            // struct ifinfomsg: u8 family, u8 pad, u16 type, i32 index,
-            // u32 flags, u32 change
-            RTM_NEWLINK | RTM_DELLINK if body.len() >= 16 => {
-                let index = u32_at(body, 4);
-                let flags = (kind == RTM_NEWLINK).then(|| u32_at(body, 8));
-                self.links.insert(index, flags);
+            RTM_NEWLINK | RTM_DELLINK => {
+                if let Ok(h) = LinkHeader::parse(body) {
+                    self.links
+                        .insert(h.index, (kind == RTM_NEWLINK).then_some(h.flags));
+                }
             }
-            // struct rtmsg: u8 family, dst_len, src_len, tos, table,
-            // protocol, scope, type, u32 flags; then attributes
-            RTM_NEWROUTE
-                if body.len() >= 12
-                    && i32::from(body[0]) == AF_INET6
-                    && body[1] == 128
-                    && body[7] == RTN_LOCAL =>
-            {
+            RTM_NEWROUTE => {
+                let Ok(h) = RouteHeader::parse(body) else {
+                    return;
+                };
+                if h.address_family != AddressFamily::Inet6
+                    || h.destination_prefix_length != 128
+                    || h.kind != RouteType::Local
+                {
+                    return;
+                }
                 let (mut dst, mut oif) = (None, None);
-                let mut attrs = &body[12..];
-                // struct rtattr: u16 length, u16 type, payload
-                while attrs.len() >= 4 {
-                    let len = usize::from(u16_at(attrs, 0));
-                    if len < 4 || len > attrs.len() {
-                        break;
-                    }
-                    let data = &attrs[4..len];
-                    match u16_at(attrs, 2) {
-                        RTA_DST => dst = <[u8; 16]>::try_from(data).ok().map(Ipv6Addr::from),
-                        RTA_OIF if data.len() == 4 => oif = Some(u32_at(data, 0)),
+                for nla in NlasIterator::new(&body[h.buffer_len()..]).flatten() {
+                    match nla.kind() {
+                        RTA_DST => dst = parse_ipv6(nla.value()).ok().map(Ipv6Addr::from),
+                        RTA_OIF => oif = parse_u32(nla.value()).ok(),
                         _ => {}
                     }
-                    attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
                 }
                 if let (Some(d), Some(i)) = (dst, oif) {
                     self.local6.insert((i, d));
@@ -1162,62 +1147,63 @@ mod tests {
         );
     }
 
-    /// A notification as the kernel sends it: header, fixed part, attributes.
-    fn msg(kind: u16, fixed: &[u8], attrs: &[(u16, &[u8])]) -> Vec<u8> {
-        let mut body = fixed.to_vec();
-        for (t, data) in attrs {
-            body.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
-            body.extend_from_slice(&t.to_ne_bytes());
-            body.extend_from_slice(data);
-            body.resize(body.len().next_multiple_of(4), 0);
+    /// Notifications as the kernel sends them, one datagram.
+    fn datagram(msgs: Vec<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for m in msgs {
+            let mut m = NetlinkMessage::from(m);
+            m.finalize();
+            let at = buf.len();
+            buf.resize(at + m.buffer_len(), 0);
+            m.serialize(&mut buf[at..]);
         }
-        let mut m = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
-        m.extend_from_slice(&kind.to_ne_bytes());
-        m.extend_from_slice(&[0; 10]);
-        m.extend_from_slice(&body);
-        m
+        buf
     }
 
-    fn ifinfo(index: u32, flags: u32) -> Vec<u8> {
-        let mut f = vec![0u8; 4];
-        f.extend_from_slice(&index.to_ne_bytes());
-        f.extend_from_slice(&flags.to_ne_bytes());
-        f.extend_from_slice(&0u32.to_ne_bytes());
-        f
+    fn link(index: u32, flags: LinkFlags) -> LinkMessage {
+        let mut l = LinkMessage::default();
+        l.header.index = index;
+        l.header.flags = flags;
+        l
+    }
+
+    fn route(kind: RouteType, dst: RouteAttribute, oif: u32) -> RouteNetlinkMessage {
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet6;
+        r.header.destination_prefix_length = 128;
+        r.header.kind = kind;
+        r.attributes = vec![dst, RouteAttribute::Oif(oif)];
+        RouteNetlinkMessage::NewRoute(r)
     }
 
     #[test]
     fn notifications_are_read_from_their_headers() {
-        use nix::libc::{RTM_DELLINK, RTM_NEWLINK, RTM_NEWROUTE};
+        use rtnetlink::packet_core::DefaultNla;
         let fe80_1: Ipv6Addr = "fe80::1".parse().unwrap();
-        // rtmsg: AF_INET6, /128, table local, type local
-        let local = [10u8, 128, 0, 0, 255, 2, 254, 2, 0, 0, 0, 0];
-        let unicast = [10u8, 128, 0, 0, 254, 77, 0, 1, 0, 0, 0, 0];
-        let oif = 7u32.to_ne_bytes();
-        let mut buf = msg(RTM_NEWLINK, &ifinfo(7, 0x1 | 0x10000), &[(3, b"nw-x\0")]);
-        buf.extend(msg(
-            RTM_NEWROUTE,
-            &local,
-            &[(1, &fe80_1.octets()), (4, &oif)],
-        ));
-        buf.extend(msg(RTM_NEWROUTE, &unicast, &[(1, &[0x20; 16]), (4, &oif)]));
-        buf.extend(msg(RTM_NEWLINK, &ifinfo(8, 0x1 | 0x10000 | 0x40), &[]));
-        buf.extend(msg(RTM_DELLINK, &ifinfo(9, 0), &[]));
+        let dst = |a: Ipv6Addr| RouteAttribute::Destination(RouteAddress::Inet6(a));
+        let mut named = link(7, LinkFlags::Up | LinkFlags::LowerUp);
+        named.attributes.push(LinkAttribute::IfName("nw-x".into()));
+        let buf = datagram(vec![
+            RouteNetlinkMessage::NewLink(named),
+            route(RouteType::Local, dst(fe80_1), 7),
+            route(RouteType::Unicast, dst("2001:db8::2".parse().unwrap()), 7),
+            RouteNetlinkMessage::NewLink(link(
+                8,
+                LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Running,
+            )),
+            RouteNetlinkMessage::DelLink(link(9, LinkFlags::empty())),
+        ]);
         let mut s = Seen::default();
         s.record_all(&buf);
         assert_eq!(s.local6.iter().collect::<Vec<_>>(), [&(7, fe80_1)]);
-        let pending = |i| s.links[&i].map(|f| pending_flags(LinkFlags::from_bits_retain(f)));
+        let pending = |i| s.links[&i].map(pending_flags);
         assert_eq!(pending(7), Some(true), "up, carrier, not running yet");
         assert_eq!(pending(8), Some(false));
         assert_eq!(s.links[&9], None, "deleted");
         // a short address is no address
         let mut s = Seen::default();
-        let cut = msg(
-            RTM_NEWROUTE,
-            &local,
-            &[(1, &fe80_1.octets()[..8]), (4, &oif)],
-        );
-        s.record_all(&cut);
+        let short = RouteAttribute::Other(DefaultNla::new(1, fe80_1.octets()[..8].to_vec()));
+        s.record_all(&datagram(vec![route(RouteType::Local, short, 7)]));
         assert!(s.local6.is_empty());
     }
 }
