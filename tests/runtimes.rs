@@ -445,27 +445,21 @@ fn oneshot(r: Runtime) {
     assert_eq!(common::snapshot(None), before, "host as before");
 }
 
-macro_rules! oneshot_tests {
-    ($($rt:ident: $variant:expr;)*) => {$(
-        mod $rt {
-            use super::*;
-
-            #[test]
-            fn oneshot_pair_goes_with_the_namespace() {
-                require_root!();
-                oneshot($variant);
-            }
-        }
-    )*};
-}
-
 // podman gives the namespace by path (it outlives the container):
 // its poststop finds the pair gone or deletes it, as `dual_stack` checks
 mod oneshot {
     use super::*;
-    oneshot_tests! {
-        runc: Runtime::Runc;
-        crun: Runtime::Crun;
+
+    #[test]
+    fn runc() {
+        require_root!();
+        oneshot(Runtime::Runc);
+    }
+
+    #[test]
+    fn crun() {
+        require_root!();
+        oneshot(Runtime::Crun);
     }
 }
 
