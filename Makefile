@@ -36,9 +36,10 @@ test:
 	bash tests/e2e/dockerd.sh stop >/dev/null 2>&1 || true; \
 	$(MAKE) -s test-cleanup; exit $$status
 
-# The runtime tests run the hook in this machine's own namespace, where the
-# first setup makes the shared source check: remove it again unless a
-# narwhal link (interface group 77) still uses it.
+# The Docker tests' private dockerd runs in this machine's own namespace,
+# where the first setup makes the shared source check. Their container
+# guards remove it when the last one goes (unless a narwhal link, interface
+# group 77, still uses it); this does the same for a run that was killed.
 test-cleanup:
 	@if [ "$(ROOT)" = 0 ] && command -v nft >/dev/null && ! ip -o link show group 77 2>/dev/null | grep -q .; then \
 		nft delete table inet narwhal 2>/dev/null || true; fi

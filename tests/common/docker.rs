@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -162,18 +162,43 @@ pub fn fails(cmd: &mut Command) -> String {
 
 /// A container of the private daemon, started with `--net=none` and
 /// removed (`docker rm -f`) on drop, also when the test panics.
+///
+/// The private daemon runs in this machine's own namespace, so narwhal's
+/// first setup there makes the host-wide source check (`table inet
+/// narwhal`). When the last guard of this test process goes, the check
+/// goes too, unless a narwhal link (interface group 77) still needs it.
+/// The count is held while a guard is made and while the check is
+/// removed, so no container of this process is being set up meanwhile.
 pub struct Container {
     pub name: String,
     pub id: String,
 }
 
+/// Live [`Container`] guards of this test process.
+static LIVE: Mutex<usize> = Mutex::new(0);
+
+fn live() -> std::sync::MutexGuard<'static, usize> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove the shared source check unless a narwhal link exists (as `make
+/// test-cleanup` does after the whole suite).
+fn release_source_check() {
+    let links = Command::new("ip")
+        .args(["-o", "link", "show", "group", "77"])
+        .output();
+    if links.is_ok_and(|o| o.status.success() && o.stdout.is_empty()) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", "narwhal"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 impl Container {
     /// `docker run -d --net=none --name NAME IMAGE sleep 1000`.
     pub fn run() -> Container {
-        let mut c = Container {
-            name: format!("narwhal-test-{}", common::unique("")),
-            id: String::new(),
-        };
+        let mut c = Container::named();
         // the guard exists before the container does
         let out = ok(docker()
             .args(["run", "-d", "--net=none", "--name", &c.name])
@@ -186,6 +211,7 @@ impl Container {
     /// A guard for a container not created yet: a unique name, no id.
     /// Create it with `docker run --name NAME …` and record the id.
     pub fn named() -> Container {
+        *live() += 1;
         Container {
             name: format!("narwhal-test-{}", common::unique("")),
             id: String::new(),
@@ -271,6 +297,11 @@ impl Drop for Container {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        let mut n = live();
+        *n -= 1;
+        if *n == 0 {
+            release_source_check();
+        }
     }
 }
 
