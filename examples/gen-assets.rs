@@ -326,8 +326,9 @@ fn hook_section(r: &mut Roff) {
          narwhal's mark is never deleted. When the runtime made the container's network \
          namespace (config.json gives it no path) and no hook keeps it (Docker's \
          libnetwork-setkey does), the namespace ends with the container and Linux removes the \
-         pair with it: narwhal waits up to 200 ms for that before it deletes the link itself. \
-         Either way the link is gone when the hook returns. Note that podman does not run \
+         pair with it: narwhal then leaves the pair to the namespace, which Linux ends up to an \
+         RCU grace period after the last socket opened in it closed, and a setup that meets such \
+         a pair in its way waits up to 200 ms for it to go. Note that podman does not run \
          poststop when createRuntime failed.",
     );
     r.control("PP", []);

@@ -11,6 +11,21 @@ use crate::naming;
 use crate::net::{Family, Side};
 use crate::plan::{Owner, Step, NETNS_GRACE};
 
+/// Whether host link `name`, a narwhal pair in the way of a setup, went
+/// with its container's namespace: waits up to [`NETNS_GRACE`] for that
+/// namespace to end and then for Linux to remove the pair. A stopped
+/// container's pair is left to its namespace ([`Step::DelLink`]), which
+/// ends a moment after the container (Linux keeps it until an RCU grace
+/// period after the last socket opened in it closed, narwhal's own
+/// included). `Ok(false)`: no such link, or one that stays.
+pub fn outgoing_gone(k: &mut impl Kernel, name: &str) -> io::Result<bool> {
+    let Some(link) = k.link(Side::Host, name)? else {
+        return Ok(false);
+    };
+    let ours = (link.alias.as_deref()).is_some_and(|a| a.starts_with(naming::ALIAS_PREFIX));
+    Ok(ours && k.netns_ended(&link, NETNS_GRACE)? && k.await_removal(link.index, NETNS_GRACE)?)
+}
+
 /// What applying one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -18,8 +33,8 @@ pub enum Outcome {
     Done,
     /// There was nothing to do (a conditional or teardown step).
     Absent,
-    /// Linux made the change itself: the pair went with the container's
-    /// namespace ([`Step::DelLink`] with `netns_ends`).
+    /// Left to Linux: the pair goes with the container's namespace
+    /// ([`Step::DelLink`] with `netns_ends`).
     ByKernel,
 }
 
@@ -226,7 +241,16 @@ impl<'a, K: Kernel> Applier<'a, K> {
         let k = &mut *self.kernel;
         let done = |r: io::Result<()>| r.map(|()| Outcome::Done);
         match step {
-            Step::CreateVeth { veth, .. } => done(k.create_veth(veth)),
+            Step::CreateVeth { veth, .. } => match k.create_veth(veth) {
+                // the name's last holder is on its way out: wait, once
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EEXIST)
+                        && outgoing_gone(k, &veth.host).unwrap_or(false) =>
+                {
+                    done(k.create_veth(veth))
+                }
+                r => done(r),
+            },
             Step::SetAlias { ifname, alias } => done(k.set_alias(Side::Host, ifname, alias)),
             // a stale filter never blocks a container: say so and go on
             Step::DelStaleFilter { ifname } => match k.has_filter(ifname).and_then(|there| {
@@ -286,8 +310,7 @@ impl<'a, K: Kernel> Applier<'a, K> {
                         NotOurs(why),
                     ));
                 }
-                // a failed wait is no failure: narwhal deletes the link
-                if *netns_ends && matches!(k.await_removal(link.index, NETNS_GRACE), Ok(true)) {
+                if *netns_ends {
                     return Ok(Outcome::ByKernel);
                 }
                 match k.del_link(Side::Host, ifname) {
@@ -536,6 +559,7 @@ mod tests {
     use crate::plan::{plan_down, plan_up};
     use crate::settings::Settings;
     use crate::spec::Spec;
+    use std::time::Duration;
 
     fn spec(paranoid: bool) -> Spec {
         let s = Settings {
@@ -569,43 +593,77 @@ mod tests {
         );
     }
 
-    /// Teardown of a container whose namespace ends with it: narwhal waits
-    /// for Linux to remove the pair (and deletes nothing itself), or, if it
-    /// does not within the grace, deletes the link; never waits otherwise.
+    /// Teardown of a container whose namespace ends with it: narwhal
+    /// leaves the pair to Linux (deleting nothing, waiting for nothing) once
+    /// the link is known to be its own; otherwise it deletes the link. The
+    /// filter goes either way.
     #[test]
     fn teardown_leaves_the_pair_to_the_kernel_when_the_namespace_ends() {
         let owner = || Owner::Key("42".into());
-        for (netns_ends, gone, want, deleted) in [
-            (true, true, Outcome::ByKernel, false),
-            (true, false, Outcome::Done, true),
-            (false, true, Outcome::Done, true),
-        ] {
+        for (netns_ends, want) in [(true, Outcome::ByKernel), (false, Outcome::Done)] {
             let mut k = Fake::new();
             up(&mut k, &spec(true)).unwrap();
-            k.netns_gone = gone;
+            let index = k.links[&(0, "nw-42".into())].index;
             k.calls.clear();
             let (outcomes, errors) =
                 Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", owner(), netns_ends));
-            let what = format!("netns_ends {netns_ends}, gone {gone}: {:?}", k.calls);
+            let what = format!("netns_ends {netns_ends}: {:?}", k.calls);
             assert!(errors.is_empty(), "{what}");
             assert_eq!(outcomes[0].1, want, "{what}");
-            assert_eq!(
-                outcomes[1].1,
-                Outcome::Done,
-                "the filter still goes: {what}"
-            );
-            assert_eq!(
-                k.calls.iter().any(|c| c.contains("link del")),
-                deleted,
-                "{what}"
-            );
-            let waited = k.calls.iter().any(|c| c.contains("await removal"));
-            assert_eq!(waited, netns_ends, "{what}");
+            assert_eq!(outcomes[1].1, Outcome::Done, "the filter goes: {what}");
+            let deleted = k.calls.iter().any(|c| c.contains("link del"));
+            assert_eq!(deleted, !netns_ends, "{what}");
+            assert!(!k.calls.iter().any(|c| c.contains("await")), "{what}");
+            if netns_ends {
+                // what Linux then does when the namespace ends
+                assert_eq!(k.links.len(), 2, "the pair is Linux's to remove: {what}");
+                k.netns_ended.insert("nw-42".into());
+                assert!(k.await_removal(index, Duration::ZERO).unwrap());
+            }
             assert_eq!(
                 k.links.len() + k.objects.len() + k.filters.len(),
                 0,
                 "{what}"
             );
+        }
+        // someone else's link of that name is refused, not left to Linux
+        let mut k = Fake::new();
+        up(&mut k, &spec(false)).unwrap();
+        let (_, errors) =
+            Applier::new(&mut k, &|_| {}).down(&plan_down("nw-42", Owner::Key("43".into()), true));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].source.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    /// A setup whose host interface name is held by a narwhal pair that
+    /// goes with its namespace (a stopped container's) waits for it and
+    /// succeeds; a pair whose namespace lives on still stops it, after the
+    /// grace, with nothing changed.
+    #[test]
+    fn setup_waits_for_a_pair_that_goes_with_its_namespace() {
+        for ended in [true, false] {
+            let mut k = Fake::new();
+            up(&mut k, &spec(false)).unwrap();
+            if ended {
+                k.netns_ended.insert("nw-42".into());
+            }
+            k.calls.clear();
+            let r = up(&mut k, &spec(false));
+            let what = format!("ended {ended}: {:?}", k.calls);
+            assert!(
+                k.calls.iter().any(|c| c.contains("await the end")),
+                "{what}"
+            );
+            if ended {
+                r.unwrap();
+                let adds = k.calls.iter().filter(|c| c.contains("link add")).count();
+                assert_eq!(adds, 2, "created again once the old pair went: {what}");
+            } else {
+                let e = r.unwrap_err();
+                assert_eq!(e.source.raw_os_error(), Some(libc::EEXIST), "{what}");
+                assert!(!k.calls.iter().any(|c| c.contains("del")), "{what}");
+            }
+            assert_eq!(k.links.len(), 2, "one pair: {what}");
         }
     }
 

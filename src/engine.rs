@@ -1,13 +1,14 @@
 //! One engine for every mode: open the kernel, plan, apply. The command
 //! line, the OCI hook, the CNI plugin and `narwhal runtime` all end here.
 
-use crate::apply::{Applier, Finding, Outcome, StepError};
+use crate::apply::{self, Applier, Finding, Outcome, StepError};
 use crate::error::Error;
 use crate::kernel::netns::Netns;
 use crate::kernel::{Kernel, System};
-use crate::net::Side;
+use crate::net::{Holder, Side};
 use crate::plan::{plan_down, plan_up, Owner, Step};
 use crate::spec::Spec;
+use std::net::IpAddr;
 
 /// Test-only hooks, read from the environment in debug builds only
 /// (release builds ignore the variables): `NARWHAL_FAIL_STEP=N` fails a
@@ -72,16 +73,20 @@ impl Drop for HoldSignals {
 
 /// Refuse a container address that is already held: by the host itself
 /// (a local address on any interface) or by another narwhal link (its
-/// host route). Exact lookups only; the exclusive route creation at the
-/// end of the plan settles races between simultaneous requests.
+/// host route; one on its way out is waited for). Exact lookups only; the
+/// exclusive route creation at the end of the plan settles races between
+/// simultaneous requests.
 pub fn check_free(kernel: &mut impl Kernel, spec: &Spec) -> Result<(), Error> {
     for addr in spec.container_addrs() {
-        let holder = kernel
-            .holder(Side::Host, addr)
-            .map_err(Error::io(format!("look up who holds {addr} (host)")))?;
+        let mut holder = held_by(kernel, addr)?;
+        if let Some(Holder::Link { name, .. }) = &holder {
+            if *name != spec.host_if && apply::outgoing_gone(kernel, name).unwrap_or(false) {
+                holder = held_by(kernel, addr)?;
+            }
+        }
         match &holder {
             // our own link: setting up twice fails at the link, with a hint
-            Some(crate::net::Holder::Link { name, .. }) if *name == spec.host_if => {}
+            Some(Holder::Link { name, .. }) if *name == spec.host_if => {}
             None => {}
             Some(h) => {
                 return Err(Error::AddressInUse {
@@ -93,6 +98,13 @@ pub fn check_free(kernel: &mut impl Kernel, spec: &Spec) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Who holds `addr` on the host.
+fn held_by(kernel: &mut impl Kernel, addr: IpAddr) -> Result<Option<Holder>, Error> {
+    kernel
+        .holder(Side::Host, addr)
+        .map_err(Error::io(format!("look up who holds {addr} (host)")))
 }
 
 /// Configure the container namespace of `spec`. On failure, or when a
@@ -118,8 +130,9 @@ pub fn up(spec: &Spec, on_step: &dyn Fn(&Step)) -> Result<Vec<String>, Error> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub ifname: String,
-    /// The host link: `Done` narwhal deleted it, `ByKernel` Linux removed
-    /// it with the container's namespace, `Absent` there was none.
+    /// The host link: `Done` narwhal deleted it, `ByKernel` it is left to
+    /// Linux, which removes it with the container's namespace, `Absent`
+    /// there was none.
     pub link: Outcome,
     /// The `--paranoid` filter table was there and is gone now.
     pub filter: bool,
@@ -134,9 +147,9 @@ impl std::fmt::Display for Removed {
             (Outcome::Done, false) => write!(f, "removed {name}"),
             (Outcome::ByKernel, true) => write!(
                 f,
-                "{name} went with the container's namespace; removed its filter {table}"
+                "{name} goes with the container's namespace; removed its filter {table}"
             ),
-            (Outcome::ByKernel, false) => write!(f, "{name} went with the container's namespace"),
+            (Outcome::ByKernel, false) => write!(f, "{name} goes with the container's namespace"),
             (Outcome::Absent, true) => {
                 write!(f, "removed filter {table} ({name} was already gone)")
             }
@@ -224,5 +237,48 @@ pub fn check_with(
     Health {
         findings,
         unrepaired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::fake::Fake;
+    use crate::settings::Settings;
+
+    fn spec(key: &str) -> Spec {
+        let s = Settings {
+            ipv4: Some("198.51.100.2".into()),
+            ipv6: Some("2001:db8::2".into()),
+            ..Default::default()
+        };
+        Spec::new(format!("/proc/{key}/ns/net").into(), key, &s).unwrap()
+    }
+
+    /// An address held by another container's pair is refused, unless that
+    /// pair is on its way out (its namespace has ended): then the check
+    /// waits for Linux to remove it and the address is free.
+    #[test]
+    fn an_address_of_a_pair_on_its_way_out_is_free_once_it_is_gone() {
+        for ended in [true, false] {
+            let mut k = Fake::new();
+            Applier::new(&mut k, &|_| {})
+                .up(&plan_up(&spec("41")))
+                .unwrap();
+            if ended {
+                k.netns_ended.insert("nw-41".into());
+            }
+            let r = check_free(&mut k, &spec("42"));
+            match ended {
+                true => {
+                    r.unwrap();
+                    assert!(k.links.is_empty(), "{k:?}");
+                }
+                false => assert!(
+                    matches!(r, Err(Error::AddressInUse { ref holder, .. }) if holder.contains("nw-41")),
+                    "{r:?}"
+                ),
+            }
+        }
     }
 }

@@ -156,8 +156,12 @@ pub struct Link {
     pub mac: Option<Vec<u8>>,
     pub kind: Option<String>,
     pub mtu: Option<u32>,
-    /// A veth whose other end exists (`IFLA_LINK` is set).
-    pub peer_alive: bool,
+    /// A veth's other end (`IFLA_LINK`): its index, in the namespace that
+    /// has id `peer_netnsid` here. `None`: no other end (any more).
+    pub peer: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: `None` when the other end is in this namespace;
+    /// `Some(-1)` once that namespace has ended (its id is gone).
+    pub peer_netnsid: Option<i32>,
     /// The interface group.
     pub group: u32,
 }

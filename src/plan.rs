@@ -88,9 +88,11 @@ pub enum Step {
     },
     /// Teardown: delete the host link if it is `owner`'s (both ends go,
     /// with everything on them). Absent: nothing to do. `netns_ends`: the
-    /// container's namespace ends with the container, and Linux then
-    /// removes the pair itself; it is given up to [`NETNS_GRACE`] to do so
-    /// before narwhal deletes the link.
+    /// container's namespace ends with the container, and Linux removes the
+    /// pair with it: narwhal leaves the pair to its namespace (after the
+    /// ownership check) and deletes nothing. Deleting it instead costs
+    /// ~20-40 ms of RCU waits, and waiting for the namespace to end costs
+    /// up to an RCU grace period (BENCHMARKS.md, "Poststop").
     DelLink {
         ifname: String,
         owner: Owner,
@@ -447,11 +449,11 @@ pub fn plan_up(spec: &Spec) -> Vec<Step> {
     steps
 }
 
-/// How long teardown waits for Linux to remove a pair with the container's
-/// namespace (see [`Step::DelLink`]) before deleting it itself. The
-/// namespace of a stopped container goes a few milliseconds after the
-/// runtime has reaped its last process; deleting the pair instead costs
-/// ~20-40 ms of RCU waits here (BENCHMARKS.md, "Poststop").
+/// How long a setup waits for a narwhal pair in its way (its host
+/// interface name or one of its addresses) to go with its namespace: first
+/// for the namespace to end, then for Linux to remove the pair. A stopped
+/// container's namespace ends within an RCU grace period (~20 ms here) of
+/// the container (see [`Step::DelLink`]).
 pub const NETNS_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The steps that remove host interface `ifname` (if it is `owner`'s) and

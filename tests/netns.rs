@@ -10,7 +10,7 @@ mod common;
 
 use common::{
     failed, ip_json, link_names, private_host, run, run_narwhal, run_ok, snapshot, succeeded as ok,
-    unique, NsProc, LIMIT,
+    unique, KillOnDrop, NsProc, LIMIT,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1125,6 +1125,98 @@ fn remove_after_the_namespace_died() {
             format!("nothing to remove: no host interface {h}\n"),
             "{args:?}"
         );
+    }
+}
+
+/// What Linux says of a pair's namespace, through narwhal's kernel layer:
+/// a namespace that something still holds lives on after its last process
+/// (a wait for its end times out); once nothing holds it, it has ended and
+/// Linux removes the pair with it.
+#[test]
+fn the_kernel_tells_when_a_pairs_namespace_ends() {
+    use narwhal::kernel::{Kernel, System};
+    use narwhal::net::Side;
+    use std::time::Duration;
+    require_root!();
+    private_host();
+    let c = NsProc::new();
+    let h = host_if(&c);
+    up(&c, &["-4", V4, "-6", V6]);
+    let hold = std::fs::File::open(c.netns()).unwrap();
+    drop(c); // the container's last process
+    let mut k = System::open(None).unwrap();
+    let link = k.link(Side::Host, &h).unwrap().expect("the host link");
+    assert!(
+        !k.netns_ended(&link, Duration::from_millis(50)).unwrap(),
+        "a namespace still held has not ended"
+    );
+    assert!(has_link(None, &h));
+    drop(hold);
+    assert!(k.netns_ended(&link, Duration::from_secs(10)).unwrap());
+    assert!(k
+        .await_removal(link.index, Duration::from_secs(10))
+        .unwrap());
+    assert!(!has_link(None, &h));
+}
+
+/// A setup that finds a narwhal pair in its way (one of its addresses, or
+/// its host interface name) whose container has stopped waits for the pair
+/// to go with its namespace, as a container started again at once meets
+/// (the pair of a stopped runtime-made namespace is left to Linux, which
+/// removes it when the namespace ends); a pair whose namespace something
+/// still holds stops it after the grace, naming the pair, with nothing
+/// changed.
+#[test]
+fn setup_waits_for_a_pair_that_goes_with_its_namespace() {
+    require_root!();
+    private_host();
+    for same_name in [false, true] {
+        let a = NsProc::new();
+        let name = unique("nwg");
+        let mut args = vec!["-4", V4, "-6", V6];
+        if same_name {
+            args.extend(["--host-interface", name.as_str()]);
+        }
+        up(&a, &args);
+        let holder = if same_name { name.clone() } else { host_if(&a) };
+        let hold = std::fs::File::open(a.netns()).unwrap();
+        drop(a);
+        let b = NsProc::new();
+        let before = (snapshot(None), snapshot(Some(&b)));
+        let ns = netns_arg(&b);
+        let e = failed(&nw(&[&["--netns", ns.as_str()][..], &args].concat()));
+        assert!(e.contains(&holder), "names the pair in the way: {e}");
+        assert_eq!(
+            before,
+            (snapshot(None), snapshot(Some(&b))),
+            "nothing changed"
+        );
+        // the last process in that namespace leaves a moment later (like
+        // the RCU-deferred release of a socket opened in it): the setup
+        // waits for the namespace to end and the pair to go, then succeeds
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&hold);
+        let net = format!("--net=/proc/{}/fd/{fd}", std::process::id());
+        let mut last = KillOnDrop(
+            Command::new("nsenter")
+                .args([net.as_str(), "sleep", "0.1"])
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("sleep to enter the namespace", || {
+            std::fs::read_link(format!("/proc/{}/exe", last.0.id()))
+                .is_ok_and(|e| e.ends_with("sleep"))
+        });
+        drop(hold);
+        up(&b, &args);
+        assert!(last.0.try_wait().unwrap().is_some(), "waited for it");
+        if same_name {
+            assert_eq!(link(None, &name)["ifalias"], format!("narwhal:{}", b.pid()));
+        } else {
+            assert!(!has_link(None, &holder), "{holder} went");
+            assert_dual_stack(&b, V4, V6);
+        }
+        let ifname = if same_name { name.clone() } else { host_if(&b) };
+        ok(&nw(&["remove", "--host-interface", &ifname]));
     }
 }
 

@@ -52,7 +52,7 @@ pub fn run(stage: Option<&str>, log: &Log, allow: Option<&AllowList>) -> Result<
                 .with_context(|| ctx.clone())?;
             match removed.link {
                 Outcome::ByKernel => info(&format_args!(
-                    "{ifname} went with the container's namespace"
+                    "{ifname} goes with the container's namespace"
                 )),
                 Outcome::Absent => info(&format_args!("{ifname} already gone")),
                 Outcome::Done => {}

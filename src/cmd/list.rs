@@ -69,7 +69,7 @@ fn entries() -> Result<Vec<Entry>> {
             filter: k.has_filter(&l.name).unwrap_or(false),
             forwarding_ipv4: fwd4.as_deref() == Some("1"),
             forwarding_ipv6: fwd6,
-            container_alive: l.peer_alive,
+            container_alive: l.peer.is_some(),
             up: l.up,
             key,
         });

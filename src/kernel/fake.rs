@@ -28,9 +28,9 @@ pub struct Fake {
     pub calls: Vec<String>,
     /// Fail the call whose record starts with this text, with this errno.
     pub fail: Option<(String, i32)>,
-    /// The containers' namespaces are gone: a host link whose removal is
-    /// awaited goes, as Linux removes a veth with its peer's namespace.
-    pub netns_gone: bool,
+    /// Host links whose peer's namespace has ended: Linux removes them
+    /// (when their removal is awaited, here).
+    pub netns_ended: BTreeSet<String>,
     next_index: u32,
 }
 
@@ -196,6 +196,21 @@ impl Kernel for Fake {
         Ok(())
     }
 
+    fn netns_ended(&mut self, link: &Link, within: Duration) -> io::Result<bool> {
+        self.call(
+            Side::Host,
+            format!(
+                "await the end of {}'s peer namespace ({} ms)",
+                link.name,
+                within.as_millis()
+            ),
+        )?;
+        let there = self
+            .links
+            .contains_key(&(key(Side::Host), link.name.clone()));
+        Ok(!there || self.netns_ended.contains(&link.name))
+    }
+
     fn await_removal(&mut self, index: u32, within: Duration) -> io::Result<bool> {
         self.call(
             Side::Host,
@@ -209,7 +224,7 @@ impl Kernel for Fake {
         let Some(name) = name else {
             return Ok(true);
         };
-        if !self.netns_gone {
+        if !self.netns_ended.remove(&name) {
             return Ok(false);
         }
         // the kernel's deletion, not one of narwhal's calls

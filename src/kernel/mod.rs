@@ -38,6 +38,11 @@ pub trait Kernel {
     /// Set a link up; returns once the carrier change took effect.
     fn set_up(&mut self, side: Side, name: &str) -> io::Result<()>;
     fn del_link(&mut self, side: Side, name: &str) -> io::Result<()>;
+    /// Wait up to `within` for the namespace of host link `link`'s peer to
+    /// end. Linux then removes the pair, within milliseconds and for sure:
+    /// nothing takes back a namespace that has ended. `Ok(true)`: it has
+    /// ended, or the pair is gone already. `within` zero: one look.
+    fn netns_ended(&mut self, link: &Link, within: Duration) -> io::Result<bool>;
     /// Wait up to `within` for host link `index` to be removed by someone
     /// else (Linux, with the namespace of its peer); `Ok(true)`: it is
     /// gone.
@@ -182,6 +187,11 @@ impl Kernel for System {
     }
     fn del_link(&mut self, side: Side, name: &str) -> io::Result<()> {
         self.rt.block_on(self.nl(side)?.del_link(name))
+    }
+    fn netns_ended(&mut self, link: &Link, within: Duration) -> io::Result<bool> {
+        let (index, peer, id) = (link.index, link.peer, link.peer_netnsid);
+        self.rt
+            .block_on(self.host.netns_ended(index, peer, id, within))
     }
     fn await_removal(&mut self, index: u32, within: Duration) -> io::Result<bool> {
         self.rt.block_on(self.host.await_removal(index, within))

@@ -148,6 +148,9 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`Nl::set_up`] sleeps for the kernel's report that a carrier
 /// change took effect before it asks (and so has the kernel finish it).
 const CARRIER_GRACE: Duration = Duration::from_millis(100);
+/// How often [`Nl::netns_ended`] asks whether a namespace has ended (Linux
+/// announces only the removal of its id, which comes later).
+const NETNS_ASK_EVERY: Duration = Duration::from_millis(1);
 
 /// Ask `done` until it answers `Some`, pausing 50 µs, then twice as long
 /// each time up to 5 ms; after [`SETTLE_TIMEOUT`], fail naming `what`.
@@ -197,7 +200,8 @@ fn precise_sleeps() {
 }
 
 /// Kernel notifications of one namespace that narwhal waits on instead of
-/// asking: link changes and IPv6 routes, on a socket of its own,
+/// asking: link changes, IPv6 routes and namespace ids going, on a socket
+/// of its own,
 /// subscribed when the namespace's [`Nl`] is opened, so nothing after that
 /// is missed. Waiting here sleeps. Asking takes the RTNL lock, and while a
 /// kernel worker holds it (the IPv6 address work, a carrier change, each
@@ -219,6 +223,8 @@ struct Seen {
     /// The flags last reported per link since [`Events::forget`];
     /// `None`: the link was deleted.
     links: HashMap<u32, Option<LinkFlags>>,
+    /// Ids of other namespaces removed (`RTM_DELNSID`: they ended).
+    ids_gone: std::collections::HashSet<i32>,
     /// The socket overran: notifications were lost.
     lost: bool,
 }
@@ -226,11 +232,12 @@ struct Seen {
 impl Events {
     /// In this thread's namespace.
     pub fn open() -> io::Result<Events> {
-        use nix::libc::{RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK};
+        use nix::libc::{RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_NSID};
         let mut sock = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.add_membership(RTNLGRP_LINK)?;
         sock.add_membership(RTNLGRP_IPV6_ROUTE)?;
+        sock.add_membership(RTNLGRP_NSID)?;
         Ok(Events {
             sock,
             seen: RefCell::default(),
@@ -317,6 +324,22 @@ impl Events {
     pub fn deleted(&self, index: u32, deadline: Instant) -> io::Result<bool> {
         self.wait(deadline, |s| matches!(s.links.get(&index), Some(None)))
     }
+
+    /// Drop the news of namespace id `id` having gone (after reading what
+    /// has arrived): the id may have been another namespace's.
+    pub fn forget_id(&self, id: i32) -> io::Result<()> {
+        self.read_ready()?;
+        self.seen.borrow_mut().ids_gone.remove(&id);
+        Ok(())
+    }
+
+    /// Wait until link `index` is deleted or the namespace id `id` goes
+    /// (since [`Events::forget_id`]).
+    pub fn deleted_or_gone(&self, index: u32, id: i32, deadline: Instant) -> io::Result<bool> {
+        self.wait(deadline, |s| {
+            matches!(s.links.get(&index), Some(None)) || s.ids_gone.contains(&id)
+        })
+    }
 }
 
 impl Seen {
@@ -334,14 +357,23 @@ impl Seen {
     /// headers are parsed, and of a route two attributes.
     fn record(&mut self, kind: u16, body: &[u8]) {
         use netlink_packet_route::link::LinkHeader;
+        use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
         use netlink_packet_route::route::RouteHeader;
-        use nix::libc::{RTA_DST, RTA_OIF, RTM_DELLINK, RTM_NEWLINK, RTM_NEWROUTE};
-        use rtnetlink::packet_core::{parse_ipv6, parse_u32, Emitable, NlasIterator};
+        use nix::libc::{RTA_DST, RTA_OIF, RTM_DELLINK, RTM_DELNSID, RTM_NEWLINK, RTM_NEWROUTE};
+        use rtnetlink::packet_core::{parse_ipv6, parse_u32, Emitable, NlasIterator, Parseable};
         match kind {
             RTM_NEWLINK | RTM_DELLINK => {
                 if let Ok(h) = LinkHeader::parse(body) {
                     self.links
                         .insert(h.index, (kind == RTM_NEWLINK).then_some(h.flags));
+                }
+            }
+            RTM_DELNSID => {
+                let ids = NsidMessage::parse(body).map(|m| m.attributes);
+                for a in ids.unwrap_or_default() {
+                    if let NsidAttribute::Id(id) = a {
+                        self.ids_gone.insert(id);
+                    }
                 }
             }
             RTM_NEWROUTE => {
@@ -489,6 +521,60 @@ impl Nl {
         Ok(!self.has_index(index).await?)
     }
 
+    /// Wait up to `within` for the namespace of the peer of link `index`
+    /// to end (`peer`, `netnsid`: the link's `IFLA_LINK` and
+    /// `IFLA_LINK_NETNSID`); `Ok(true)`: it has, or the link is gone. A
+    /// namespace has ended once nothing holds it: from then on a request
+    /// naming its id fails with EINVAL, and Linux removes its links. Linux
+    /// announces only the removal of the id, which comes later (its
+    /// namespace cleanup work, queued behind any other); so narwhal asks
+    /// every [`NETNS_ASK_EVERY`] and sleeps on the notifications between.
+    pub async fn netns_ended(
+        &self,
+        index: u32,
+        peer: Option<u32>,
+        netnsid: Option<i32>,
+        within: Duration,
+    ) -> io::Result<bool> {
+        let (Some(peer), Some(id)) = (peer, netnsid) else {
+            // no peer, or one in this namespace: only the removal tells
+            return self.await_removal(index, within).await;
+        };
+        if id < 0 {
+            return Ok(true); // its id here is gone: the namespace ended
+        }
+        let deadline = Instant::now() + within;
+        if let Some(ev) = &self.events {
+            ev.forget_id(id)?; // asked first below: nothing is missed
+        }
+        loop {
+            match self.get_link(peer, Some(id)).await {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => return Ok(true),
+                // the peer, pointing back at this link: alive
+                Ok(p) if p.attributes.contains(&LinkAttribute::Link(index)) => {}
+                // anything else (a kernel that ignores the id, say): only
+                // the removal of this link tells
+                Ok(_) | Err(_) => {
+                    if !self.has_index(index).await? {
+                        return Ok(true);
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let next = deadline.min(now + NETNS_ASK_EVERY);
+            if let Some(ev) = &self.events {
+                if ev.deleted_or_gone(index, id, next)? {
+                    return Ok(true);
+                }
+            }
+            // no notifications, or lost ones: pause before asking again
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    }
+
     /// Whether link `index` exists.
     async fn has_index(&self, index: u32) -> io::Result<bool> {
         match self.get_link(index, None).await {
@@ -587,7 +673,8 @@ fn link_state(msg: LinkMessage) -> Link {
             LinkAttribute::Address(m) => st.mac = Some(m),
             LinkAttribute::Mtu(m) => st.mtu = Some(m),
             LinkAttribute::IfName(n) => st.name = n,
-            LinkAttribute::Link(_) => st.peer_alive = true,
+            LinkAttribute::Link(p) => st.peer = Some(p),
+            LinkAttribute::LinkNetNsId(id) => st.peer_netnsid = Some(id),
             LinkAttribute::Group(g) => st.group = g,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
@@ -605,6 +692,8 @@ fn link_state(msg: LinkMessage) -> Link {
 impl Nl {
     /// Create a veth pair whose peer is created inside `peer_ns`.
     pub async fn create_veth(&self, v: &Veth, peer_ns: BorrowedFd<'_>) -> io::Result<()> {
+        // a link of that name seen before (and gone since) is not this one
+        self.forget(&v.host);
         let mut peer = veth_end(&v.peer, &v.peer_mac, v.mtu);
         peer.attributes
             .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
@@ -796,12 +885,17 @@ impl Nl {
     pub async fn del_link(&self, name: &str) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = self.index(name).await?;
-        self.index.borrow_mut().remove(name);
-        self.conf.borrow_mut().remove(name);
-        self.pending
-            .borrow_mut()
-            .retain(|(i, _)| *i != m.header.index);
+        self.forget(name);
         self.ack(RouteNetlinkMessage::DelLink(m), 0).await
+    }
+
+    /// Drop what is known of link `name` (its index, settings, pending
+    /// addresses): it is deleted, or a new link takes the name.
+    fn forget(&self, name: &str) {
+        self.conf.borrow_mut().remove(name);
+        if let Some(index) = self.index.borrow_mut().remove(name) {
+            self.pending.borrow_mut().retain(|(i, _)| *i != index);
+        }
     }
 
     /// Add `local peer PEER/{32,128}`, no duplicate address detection.
@@ -1105,6 +1199,7 @@ impl Nl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 
     fn setting(family: Family, name: &'static str) -> Sysctl {
         Sysctl {
@@ -1176,6 +1271,12 @@ mod tests {
         RouteNetlinkMessage::NewRoute(r)
     }
 
+    fn nsid(kind: fn(NsidMessage) -> RouteNetlinkMessage, id: i32) -> RouteNetlinkMessage {
+        let mut m = NsidMessage::default();
+        m.attributes.push(NsidAttribute::Id(id));
+        kind(m)
+    }
+
     #[test]
     fn notifications_are_read_from_their_headers() {
         use rtnetlink::packet_core::DefaultNla;
@@ -1192,9 +1293,16 @@ mod tests {
                 LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Running,
             )),
             RouteNetlinkMessage::DelLink(link(9, LinkFlags::empty())),
+            nsid(RouteNetlinkMessage::NewNsId, 3),
+            nsid(RouteNetlinkMessage::DelNsId, 4),
         ]);
         let mut s = Seen::default();
         s.record_all(&buf);
+        assert_eq!(
+            s.ids_gone,
+            [4].into(),
+            "a namespace id went, not the new one"
+        );
         assert_eq!(s.local6.iter().collect::<Vec<_>>(), [&(7, fe80_1)]);
         let pending = |i| s.links[&i].map(pending_flags);
         assert_eq!(pending(7), Some(true), "up, carrier, not running yet");

@@ -528,6 +528,19 @@ pub fn host_links() -> Vec<Value> {
 }
 
 /// The names of narwhal's links (nw-*) here.
+/// Wait until no narwhal link is left on the host: the pair of a stopped
+/// runc or crun container goes with its namespace, a moment after poststop.
+pub fn await_no_nw_links(what: &str) {
+    wait_until(DEADLINE, what, || {
+        let left = nw_links();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left: {left:?}"))
+        }
+    });
+}
+
 pub fn nw_links() -> Vec<String> {
     host_links()
         .iter()
