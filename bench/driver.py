@@ -439,14 +439,18 @@ class Bench:
         cid = "fedcba9876543210" * 4
         bundle = os.path.join(self.tmp, "bundle")
         os.makedirs(bundle, exist_ok=True)
-        # a bundle config.json of realistic size, without narwhal annotations
+        # a bundle config.json of realistic size, without narwhal annotations;
+        # the network namespace is given by path, as it is here (a named
+        # namespace that outlives the stand-in container): a poststop then
+        # deletes the link (with no path it would leave the pair to a
+        # namespace that does not end)
         cfg = {"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/",
                "env": [f"VAR{i}=value{i}" for i in range(20)]},
                "root": {"path": "rootfs"}, "hostname": "c",
                "mounts": [{"destination": f"/m{i}", "type": "tmpfs", "source": "tmpfs",
                            "options": ["nosuid", "noexec"]} for i in range(20)],
-               "linux": {"namespaces": [{"type": t} for t in
-                                        ("pid", "network", "ipc", "uts", "mount")]}}
+               "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+                         + [{"type": "network", "path": self.ns_path(ns)}]}}
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         other = {"io.container.manager": "libpod",

@@ -92,7 +92,7 @@ pub enum Step {
     /// pair with it: narwhal leaves the pair to its namespace (after the
     /// ownership check) and deletes nothing. Deleting it instead costs
     /// ~20-40 ms of RCU waits, and waiting for the namespace to end costs
-    /// up to an RCU grace period (BENCHMARKS.md, "Poststop").
+    /// up to an RCU grace period (BENCHMARKS.md, "Fourth round").
     DelLink {
         ifname: String,
         owner: Owner,
