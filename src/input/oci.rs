@@ -308,9 +308,10 @@ pub fn parse_state(bytes: &[u8], stage_arg: Option<&str>) -> Result<HookInput, O
 /// `network` namespace without `path`), and no hook hands it to someone
 /// who keeps it (Docker's `libnetwork-setkey` bind-mounts it until the
 /// daemon releases the network, after the runtime's poststop). Linux then
-/// removes narwhal's pair itself a few milliseconds after the container's
-/// last process; a namespace given by path (podman, CNI, Kubernetes,
-/// shared namespaces) may outlive it. Anything unreadable: `false`.
+/// removes narwhal's pair with the namespace, within an RCU grace period
+/// of the container's last process; a namespace given by path (podman's
+/// networks, CNI, Kubernetes, shared namespaces) may outlive it. Anything
+/// unreadable: `false`.
 pub fn netns_ends(bundle: &Path) -> bool {
     read_config("", bundle).is_ok_and(|(_, bytes)| config_netns_ends(&bytes))
 }
