@@ -22,7 +22,7 @@ pub fn outgoing_gone(k: &mut impl Kernel, name: &str) -> io::Result<bool> {
     let Some(link) = k.link(Side::Host, name)? else {
         return Ok(false);
     };
-    let ours = (link.alias.as_deref()).is_some_and(|a| a.starts_with(naming::ALIAS_PREFIX));
+    let ours = owned(&link, &Owner::AnyNarwhal).is_ok();
     Ok(ours && k.netns_ended(&link, NETNS_GRACE)? && k.await_removal(link.index, NETNS_GRACE)?)
 }
 

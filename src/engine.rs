@@ -161,8 +161,9 @@ impl std::fmt::Display for Removed {
 /// Remove host interface `ifname` if it is `owner`'s, and its filter.
 /// Every step runs whatever fails; a missing link or filter is success
 /// (the container may have stopped and taken the link along).
-/// `netns_ends`: the container's namespace ends with the container; Linux
-/// is given a moment to remove the pair with it (see [`Step::DelLink`]).
+/// `netns_ends`: the container's namespace ends with the container; the
+/// pair is left to Linux, which removes it with the namespace (see
+/// [`Step::DelLink`]).
 pub fn down(
     ifname: &str,
     owner: Owner,
