@@ -283,7 +283,7 @@ class Scale:
         cases = [("runc run true (no hook)", self.bundle("b-bare", None))]
         cases += [(f"runc run true + narwhal hook ({label})", self.bundle(f"b-{label}", proto))
                   for label, proto in self.a.variant]
-        def one(i, b, cid):
+        def one(b, cid):
             self.runc_ids.append(cid)
             s = run(["runc", "--root", root, "run", "--bundle", b, cid], {"PATH": PATH})
             self.runc_ids.remove(cid)
@@ -300,7 +300,7 @@ class Scale:
         samples = {c[0]: [] for c in cases}
         for r in range(self.a.warmup + self.a.runc):
             for i, (name, b) in enumerate(cases):
-                s = one(i, b, f"nwscale{i}")
+                s = one(b, f"nwscale{i}")
                 if r >= self.a.warmup:
                     samples[name].append(s)
                 if host_links("nw-") != 0:
@@ -320,7 +320,7 @@ class Scale:
         for r in range(blocks):
             for i, (name, b) in enumerate(cases):
                 for k in range(5):
-                    s = one(i, b, f"nwscaleb{i}")
+                    s = one(b, f"nwscaleb{i}")
                     if r * 5 + k >= self.a.warmup:
                         samples[name].append(s)
         for name, xs in samples.items():
